@@ -1,0 +1,191 @@
+/*
+ * exchange_guard: the backend-routing cookie value check.
+ *
+ * Exchange's BackEndServer.FromString splits the value on '~' into exactly
+ * two parts, a server and an integer version; since the March 2021 patch
+ * the server must be a plain DNS host name.  So the only legitimate value
+ * is "<dns-hostname>~<integer>", e.g. "EX01.contoso.local~1942062522".
+ */
+
+#include <string.h>
+
+#include "eg_internal.h"
+
+
+#define EG_MAX_HOST   253
+#define EG_MAX_LABEL  63
+
+
+static int eg_valid_host(eg_str_t host);
+static int eg_valid_version(eg_str_t v);
+static int eg_local_host(eg_str_t host);
+
+
+eg_backend_e
+eg_backend_check(eg_str_t value, const eg_str_t *backends, size_t nbackends)
+{
+    size_t                i;
+    eg_str_t              host, version;
+    const unsigned char  *tilde;
+
+    tilde = memchr(value.data, '~', value.len);
+    if (tilde == NULL) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    host.data = value.data;
+    host.len = tilde - value.data;
+    version.data = tilde + 1;
+    version.len = value.data + value.len - version.data;
+
+    if (!eg_valid_host(host) || !eg_valid_version(version)) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    if (eg_local_host(host)) {
+        return EG_BACKEND_LOCAL;
+    }
+
+    if (nbackends == 0) {
+        return EG_BACKEND_OK;
+    }
+
+    for (i = 0; i < nbackends; i++) {
+        if (eg_str_ieq(host, backends[i])) {
+            return EG_BACKEND_OK;
+        }
+    }
+
+    return EG_BACKEND_UNKNOWN;
+}
+
+
+const char *
+eg_backend_reason(eg_backend_e rc)
+{
+    switch (rc) {
+    case EG_BACKEND_OK:
+        return "valid";
+    case EG_BACKEND_SYNTAX:
+        return "not <dns-hostname>~<integer>";
+    case EG_BACKEND_LOCAL:
+        return "localhost or an IP address";
+    default:
+        return "not a configured Exchange server";
+    }
+}
+
+
+static int
+eg_valid_host(eg_str_t host)
+{
+    size_t         i, label;
+    unsigned char  c;
+
+    if (host.len == 0 || host.len > EG_MAX_HOST) {
+        return 0;
+    }
+
+    label = 0;
+
+    for (i = 0; i < host.len; i++) {
+        c = host.data[i];
+
+        if (c == '.') {
+            if (label == 0 || host.data[i - 1] == '-') {
+                return 0;
+            }
+            label = 0;
+            continue;
+        }
+
+        /* NetBIOS-derived Windows host names may carry '_' */
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+        {
+            return 0;
+        }
+
+        if (c == '-' && label == 0) {
+            return 0;
+        }
+
+        if (++label > EG_MAX_LABEL) {
+            return 0;
+        }
+    }
+
+    /* no empty last label (trailing dot), no trailing '-' */
+
+    return label != 0 && host.data[host.len - 1] != '-';
+}
+
+
+static int
+eg_valid_version(eg_str_t v)
+{
+    size_t    i;
+    uint64_t  n;
+
+    if (v.len == 0 || v.len > 10) {
+        return 0;
+    }
+
+    n = 0;
+
+    for (i = 0; i < v.len; i++) {
+        if (v.data[i] < '0' || v.data[i] > '9') {
+            return 0;
+        }
+        n = n * 10 + (v.data[i] - '0');
+    }
+
+    return n <= 0x7fffffff;
+}
+
+
+static int
+eg_local_host(eg_str_t host)
+{
+    size_t                i;
+    eg_str_t              first, last;
+    const unsigned char  *dot;
+    static const eg_str_t  localhost = eg_string("localhost");
+
+    dot = memchr(host.data, '.', host.len);
+    first.data = host.data;
+    first.len = dot ? (size_t) (dot - host.data) : host.len;
+
+    if (eg_str_ieq(first, localhost)) {
+        return 1;
+    }
+
+    for (i = host.len; i > 0 && host.data[i - 1] != '.'; i--) {
+        /* void */
+    }
+
+    last.data = host.data + i;
+    last.len = host.len - i;
+
+    /* an all-digit or 0x-hex last label makes an IPv4 literal in any of the
+       forms inet_addr accepts: 127.0.0.1, 127.1, 2130706433, 0x7f000001 */
+
+    if (last.len > 2 && last.data[0] == '0' && eg_lower(last.data[1]) == 'x') {
+        for (i = 2; i < last.len; i++) {
+            unsigned char c = eg_lower(last.data[i]);
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+
+    for (i = 0; i < last.len; i++) {
+        if (last.data[i] < '0' || last.data[i] > '9') {
+            return 0;
+        }
+    }
+
+    return 1;
+}

@@ -1,0 +1,93 @@
+/*
+ * exchange_guard engine internals shared by the engine's own files.
+ */
+
+#ifndef EG_INTERNAL_H
+#define EG_INTERNAL_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "eg_engine.h"
+
+
+typedef enum {
+    EG_F_METHOD = 0,
+    EG_F_PATH,
+    EG_F_QUERY,
+    EG_F_URI,
+    EG_F_COOKIE,
+    EG_F_COOKIE_NAMES,
+    EG_F_COOKIES,
+    EG_F_HEADER,
+    EG_F_ARG
+} eg_field_e;
+
+typedef enum {
+    EG_OP_IS = 0,
+    EG_OP_PREFIX,
+    EG_OP_SUFFIX,
+    EG_OP_CONTAINS,
+    EG_OP_REGEX,
+    EG_OP_BACKEND,
+    EG_OP_PRESENT
+} eg_op_e;
+
+
+typedef struct {
+    eg_field_e            field;
+    eg_op_e               op;
+    unsigned              negate;
+    eg_str_t              display;   /* "cookie:X-BEResource" */
+    eg_str_t              key;       /* cookie, header or argument name */
+    eg_str_t             *args;      /* literals, lower case */
+    size_t                nargs;
+    pcre2_code           *re;
+} eg_cond_t;
+
+#define EG_MAX_CONDS  16
+#define EG_MAX_CVES   16
+
+struct eg_rule_s {
+    eg_str_t              id;
+    eg_str_t              name;
+    eg_str_t              cves[EG_MAX_CVES];
+    size_t                ncves;
+    eg_action_e           action;
+    eg_cond_t             conds[EG_MAX_CONDS];
+    size_t                nconds;
+    const char           *file;
+    unsigned              line;
+};
+
+
+/* a chain of malloc'ed blocks, freed together */
+typedef struct eg_mem_s  eg_mem_t;
+
+void *eg_mem_alloc(eg_mem_t **mem, size_t size);
+void eg_mem_free(eg_mem_t *mem);
+
+
+struct eg_ruleset_s {
+    eg_rule_t           **rules;
+    size_t                nrules;
+    size_t                nalloc;
+    eg_mem_t             *mem;
+    pcre2_code          **codes;     /* every compiled regex, to free */
+    size_t                ncodes;
+    size_t                ncodes_alloc;
+    pcre2_match_context  *mctx;
+    pcre2_match_data     *md;
+    pcre2_jit_stack      *jit_stack;
+};
+
+
+static inline unsigned char
+eg_lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char) (c | 0x20) : c;
+}
+
+int eg_str_ieq(eg_str_t a, eg_str_t b);
+
+#endif /* EG_INTERNAL_H */

@@ -1,0 +1,542 @@
+/*
+ * exchange_guard: evaluating a rule set against one request.
+ *
+ * Every field is computed at most once per request, and only when a rule
+ * asks for it: a request without a Cookie header never parses cookies.
+ * A rule matches when all of its "match" lines hold; a line on a field
+ * with several values (cookies, headers) holds when any value matches,
+ * or, with "not", when none does.
+ */
+
+#include <string.h>
+
+#include "eg_internal.h"
+
+
+#define EG_HAVE_PATH     1
+#define EG_HAVE_COOKIES  2
+#define EG_HAVE_RAW      4
+
+#define EG_MAX_COOKIE_HEADERS  64
+
+
+typedef struct {
+    const eg_ruleset_t   *rs;
+    const eg_request_t   *req;
+    const eg_options_t   *opts;
+    const eg_alloc_t     *alloc;
+    eg_verdict_t         *v;
+    unsigned              have;
+    eg_cookie_t          *cookies;
+    size_t                ncookies;
+    eg_str_t              raw;           /* Cookie headers, joined */
+    const eg_rule_t      *rule;
+    eg_str_t              hit;           /* the value that matched */
+} eg_state_t;
+
+
+static int eg_rule_matches(eg_state_t *st, const eg_rule_t *r,
+    eg_match_t *m);
+static int eg_cond(eg_state_t *st, const eg_cond_t *c);
+static int eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t value);
+static int eg_test_cookies(eg_state_t *st, const eg_cond_t *c);
+static int eg_test_headers(eg_state_t *st, const eg_cond_t *c);
+static int eg_test_args(eg_state_t *st, const eg_cond_t *c);
+static void eg_need_path(eg_state_t *st);
+static int eg_need_cookies(eg_state_t *st);
+static void eg_limit(eg_state_t *st, eg_limit_e limit);
+static int eg_ieq_lower(eg_str_t s, eg_str_t lower);
+static int eg_icontains(eg_str_t s, eg_str_t lower);
+
+
+void
+eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
+    const eg_options_t *opts, const eg_alloc_t *alloc, eg_verdict_t *v)
+{
+    size_t           i;
+    eg_match_t       m;
+    eg_state_t       st;
+    const eg_rule_t  *r;
+
+    memset(v, 0, sizeof(eg_verdict_t));
+    memset(&st, 0, sizeof(eg_state_t));
+
+    st.rs = rs;
+    st.req = req;
+    st.opts = opts;
+    st.alloc = alloc;
+    st.v = v;
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+
+        if (!eg_rule_matches(&st, r, &m)) {
+            continue;
+        }
+
+        v->total++;
+
+        if (v->nmatches < EG_MAX_MATCHES) {
+            v->matches[v->nmatches++] = m;
+        }
+
+        if (r->action > v->action) {
+            v->action = r->action;
+        }
+    }
+}
+
+
+static int
+eg_rule_matches(eg_state_t *st, const eg_rule_t *r, eg_match_t *m)
+{
+    size_t  i;
+
+    st->rule = r;
+    m->rule = r;
+    m->field.data = NULL;
+    m->field.len = 0;
+    m->value = m->field;
+
+    for (i = 0; i < r->nconds; i++) {
+        st->hit.data = NULL;
+        st->hit.len = 0;
+
+        if (!eg_cond(st, &r->conds[i])) {
+            return 0;
+        }
+
+        /* the report names the last positive line: rules put the cheap,
+           broad tests first and the telling one last */
+
+        if (!r->conds[i].negate || m->field.data == NULL) {
+            m->field = r->conds[i].display;
+            m->value = st->hit;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+eg_cond(eg_state_t *st, const eg_cond_t *c)
+{
+    int                  rc;
+    const eg_request_t  *req = st->req;
+
+    switch (c->field) {
+
+    case EG_F_METHOD:
+        rc = eg_test(st, c, req->method);
+        break;
+
+    case EG_F_PATH:
+        eg_need_path(st);
+        rc = eg_test(st, c, st->v->path);
+        break;
+
+    case EG_F_QUERY:
+        eg_need_path(st);
+        rc = eg_test(st, c, st->v->query);
+        break;
+
+    case EG_F_URI:
+        rc = eg_test(st, c, req->target);
+        break;
+
+    case EG_F_COOKIES:
+        rc = eg_need_cookies(st) ? eg_test(st, c, st->raw) : 0;
+        break;
+
+    case EG_F_COOKIE:
+    case EG_F_COOKIE_NAMES:
+        rc = eg_test_cookies(st, c);
+        break;
+
+    case EG_F_HEADER:
+        rc = eg_test_headers(st, c);
+        break;
+
+    case EG_F_ARG:
+        rc = eg_test_args(st, c);
+        break;
+
+    default:
+        rc = 0;
+    }
+
+    return c->negate ? !rc : rc;
+}
+
+
+/* does one value satisfy the operator (before "not")? */
+
+static int
+eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    int       rc;
+    size_t    i;
+    eg_str_t  part;
+
+    switch (c->op) {
+
+    case EG_OP_PRESENT:
+        rc = 1;
+        goto done;
+
+    case EG_OP_BACKEND:
+        rc = eg_backend_check(s, st->opts->backends, st->opts->nbackends)
+             != EG_BACKEND_OK;
+        goto done;
+
+    case EG_OP_REGEX:
+        rc = pcre2_match(c->re, s.data ? s.data : (const unsigned char *) "",
+                         s.len, 0, 0, st->rs->md, st->rs->mctx);
+        if (rc == PCRE2_ERROR_NOMATCH) {
+            rc = 0;
+            goto done;
+        }
+
+        if (rc < 0) {
+            /* match or depth limit, JIT stack: stop, and say so */
+            eg_limit(st, EG_LIMIT_REGEX);
+            rc = 0;
+            goto done;
+        }
+
+        rc = 1;
+        goto done;
+
+    default:
+        break;
+    }
+
+    for (i = 0; i < c->nargs; i++) {
+        part = s;
+
+        switch (c->op) {
+
+        case EG_OP_IS:
+            break;
+
+        case EG_OP_PREFIX:
+            if (part.len < c->args[i].len) {
+                continue;
+            }
+            part.len = c->args[i].len;
+            break;
+
+        case EG_OP_SUFFIX:
+            if (part.len < c->args[i].len) {
+                continue;
+            }
+            part.data += part.len - c->args[i].len;
+            part.len = c->args[i].len;
+            break;
+
+        default: /* EG_OP_CONTAINS */
+            if (eg_icontains(s, c->args[i])) {
+                rc = 1;
+                goto done;
+            }
+            continue;
+        }
+
+        if (eg_ieq_lower(part, c->args[i])) {
+            rc = 1;
+            goto done;
+        }
+    }
+
+    rc = 0;
+
+done:
+
+    if (rc) {
+        st->hit = s;
+    }
+
+    return rc;
+}
+
+
+static int
+eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
+{
+    size_t  i;
+
+    if (!eg_need_cookies(st)) {
+        return 0;
+    }
+
+    for (i = 0; i < st->ncookies; i++) {
+        if (c->field == EG_F_COOKIE_NAMES) {
+            if (eg_test(st, c, st->cookies[i].name)) {
+                return 1;
+            }
+            continue;
+        }
+
+        if (eg_str_ieq(st->cookies[i].name, c->key)
+            && eg_test(st, c, st->cookies[i].value))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+eg_test_headers(eg_state_t *st, const eg_cond_t *c)
+{
+    size_t              i;
+    const eg_header_t  *h;
+
+    for (i = 0; i < st->req->nheaders; i++) {
+        h = &st->req->headers[i];
+
+        if (eg_str_ieq(h->name, c->key) && eg_test(st, c, h->value)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* query arguments by name, decoded as HttpUtility.ParseQueryString does */
+
+static int
+eg_test_args(eg_state_t *st, const eg_cond_t *c)
+{
+    unsigned              rounds;
+    eg_str_t              pair, name, value;
+    const unsigned char  *s, *end, *amp, *eq, *qm;
+
+    qm = memchr(st->req->target.data, '?', st->req->target.len);
+    if (qm == NULL) {
+        return 0;
+    }
+
+    rounds = st->opts->decode_rounds ? st->opts->decode_rounds
+                                     : EG_DEFAULT_DECODE_ROUNDS;
+    s = qm + 1;
+    end = st->req->target.data + st->req->target.len;
+
+    while (s < end) {
+        amp = memchr(s, '&', end - s);
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        pair.data = s;
+        pair.len = amp - s;
+        s = amp + 1;
+
+        eq = memchr(pair.data, '=', pair.len);
+        name.data = pair.data;
+        name.len = eq ? (size_t) (eq - pair.data) : 0;
+
+        if (eg_url_decode(name, rounds, 1, st->alloc, &name) != 0) {
+            if (name.data == NULL) {
+                return 0;
+            }
+            eg_limit(st, EG_LIMIT_DECODE_ROUNDS);
+        }
+
+        if (!eg_str_ieq(name, c->key)) {
+            continue;
+        }
+
+        value.data = eq ? eq + 1 : pair.data;
+        value.len = pair.data + pair.len - value.data;
+
+        if (eg_url_decode(value, rounds, 1, st->alloc, &value) != 0) {
+            if (value.data == NULL) {
+                return 0;
+            }
+            eg_limit(st, EG_LIMIT_DECODE_ROUNDS);
+        }
+
+        if (eg_test(st, c, value)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static void
+eg_need_path(eg_state_t *st)
+{
+    unsigned  rounds;
+
+    if (st->have & EG_HAVE_PATH) {
+        return;
+    }
+
+    st->have |= EG_HAVE_PATH;
+
+    rounds = st->opts->decode_rounds ? st->opts->decode_rounds
+                                     : EG_DEFAULT_DECODE_ROUNDS;
+
+    if (eg_uri_normalize(st->req->target, rounds, st->alloc, &st->v->path,
+                         &st->v->query)
+        != 0)
+    {
+        eg_limit(st, EG_LIMIT_DECODE_ROUNDS);
+    }
+}
+
+
+/* parse the Cookie headers once; 0 if there are none */
+
+static int
+eg_need_cookies(eg_state_t *st)
+{
+    size_t              i, n, bytes, max, maxbytes;
+    eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
+    unsigned char      *p;
+    const eg_header_t  *h;
+    static const eg_str_t  cookie = eg_string("cookie");
+
+    if (st->have & EG_HAVE_COOKIES) {
+        return st->raw.data != NULL;
+    }
+
+    st->have |= EG_HAVE_COOKIES;
+
+    maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
+                                          : EG_DEFAULT_MAX_HEADER_BYTES;
+    n = 0;
+    bytes = 0;
+
+    for (i = 0; i < st->req->nheaders; i++) {
+        h = &st->req->headers[i];
+
+        if (!eg_str_ieq(h->name, cookie)) {
+            continue;
+        }
+
+        if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes) {
+            eg_limit(st, EG_LIMIT_HEADER_BYTES);
+            break;
+        }
+
+        hdrs[n++] = h->value;
+        bytes += h->value.len + 2;
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    /* "cookies" is the raw header as IIS's {HTTP_COOKIE}: several Cookie
+       headers are joined with "; " */
+
+    if (n == 1) {
+        st->raw = hdrs[0];
+
+    } else {
+        p = st->alloc->alloc(st->alloc->ctx, bytes);
+        if (p == NULL) {
+            return 0;
+        }
+
+        st->raw.data = p;
+        for (i = 0; i < n; i++) {
+            if (i) {
+                *p++ = ';';
+                *p++ = ' ';
+            }
+            memcpy(p, hdrs[i].data, hdrs[i].len);
+            p += hdrs[i].len;
+        }
+        st->raw.len = p - st->raw.data;
+    }
+
+    max = st->opts->max_cookies ? st->opts->max_cookies
+                                : EG_DEFAULT_MAX_COOKIES;
+
+    st->cookies = st->alloc->alloc(st->alloc->ctx, max * sizeof(eg_cookie_t));
+    if (st->cookies == NULL) {
+        return 0;
+    }
+
+    st->ncookies = eg_cookie_parse(hdrs, n, st->cookies, max);
+
+    if (st->ncookies > max) {
+        st->ncookies = max;
+        eg_limit(st, EG_LIMIT_COOKIES);
+    }
+
+    return 1;
+}
+
+
+static void
+eg_limit(eg_state_t *st, eg_limit_e limit)
+{
+    if (st->v->limit == EG_LIMIT_NONE) {
+        st->v->limit = limit;
+        st->v->limit_rule = st->rule;
+    }
+}
+
+
+static int
+eg_ieq_lower(eg_str_t s, eg_str_t lower)
+{
+    size_t  i;
+
+    if (s.len != lower.len) {
+        return 0;
+    }
+
+    for (i = 0; i < s.len; i++) {
+        if (eg_lower(s.data[i]) != lower.data[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static int
+eg_icontains(eg_str_t s, eg_str_t lower)
+{
+    size_t         i, j, last;
+    unsigned char  first, up;
+
+    if (lower.len == 0 || s.len < lower.len) {
+        return lower.len == 0;
+    }
+
+    first = lower.data[0];
+    up = (first >= 'a' && first <= 'z') ? (unsigned char) (first & ~0x20)
+                                        : first;
+    last = s.len - lower.len;
+
+    for (i = 0; i <= last; i++) {
+        if (s.data[i] != first && s.data[i] != up) {
+            continue;
+        }
+
+        for (j = 1; j < lower.len; j++) {
+            if (eg_lower(s.data[i + j]) != lower.data[j]) {
+                break;
+            }
+        }
+
+        if (j == lower.len) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

@@ -1,0 +1,358 @@
+/*
+ * exchange_guard: request-target normalization, the way IIS, ASP.NET and
+ * Exchange read it.  Every difference between this view and theirs is a
+ * bypass, so each step below names the back-end behaviour it mirrors.
+ */
+
+#include <string.h>
+
+#include "eg_internal.h"
+
+
+static size_t eg_decode_once(unsigned char *s, size_t len, int plus,
+    int *more);
+static int eg_hex(unsigned char c);
+static size_t eg_put_utf8(unsigned char *d, uint32_t cp);
+static size_t eg_path_canonical(unsigned char *s, size_t len);
+static size_t eg_segment(unsigned char *seg, size_t len);
+
+
+int
+eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
+    const eg_alloc_t *alloc, eg_str_t *out)
+{
+    int             more;
+    size_t          len;
+    unsigned        i;
+    unsigned char  *buf;
+
+    out->data = NULL;
+    out->len = 0;
+
+    buf = alloc->alloc(alloc->ctx, in.len + 1);
+    if (buf == NULL) {
+        return -1;
+    }
+
+    memcpy(buf, in.data, in.len);
+    len = in.len;
+    more = memchr(buf, '%', len) != NULL;
+
+    /* '+' is a space once, in HttpUtility.UrlDecode's single pass; later
+       rounds only undo percent-encoding layered over it */
+
+    if (plus_is_space) {
+        for (i = 0; i < len; i++) {
+            if (buf[i] == '+') {
+                buf[i] = ' ';
+            }
+        }
+    }
+
+    for (i = 0; i < rounds && more; i++) {
+        len = eg_decode_once(buf, len, 0, &more);
+    }
+
+    buf[len] = '\0';
+    out->data = buf;
+    out->len = len;
+
+    return more ? -1 : 0;
+}
+
+
+int
+eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
+    eg_str_t *path, eg_str_t *query)
+{
+    int                   rc;
+    size_t                i;
+    eg_str_t              p, q;
+    const unsigned char  *qm;
+
+    p = target;
+
+    /* absolute-form: http://host/path is proxied as /path */
+
+    if (p.len > 7 && eg_lower(p.data[0]) == 'h' && eg_lower(p.data[1]) == 't'
+        && eg_lower(p.data[2]) == 't' && eg_lower(p.data[3]) == 'p')
+    {
+        for (i = 4; i + 2 < p.len && i < 9; i++) {
+            if (p.data[i] == ':' && p.data[i + 1] == '/'
+                && p.data[i + 2] == '/')
+            {
+                i += 3;
+                while (i < p.len && p.data[i] != '/' && p.data[i] != '?') {
+                    i++;
+                }
+                p.data += i;
+                p.len -= i;
+                break;
+            }
+        }
+    }
+
+    qm = memchr(p.data, '?', p.len);
+
+    if (qm) {
+        q.data = qm + 1;
+        q.len = p.data + p.len - q.data;
+        p.len = qm - p.data;
+
+    } else {
+        q.data = p.data + p.len;
+        q.len = 0;
+    }
+
+    rc = 0;
+
+    if (eg_url_decode(p, rounds, 0, alloc, path) != 0) {
+        if (path->data == NULL) {
+            return -1;
+        }
+        rc = -1;
+    }
+
+    path->len = eg_path_canonical((unsigned char *) path->data, path->len);
+
+    if (query) {
+        if (eg_url_decode(q, rounds, 1, alloc, query) != 0) {
+            rc = -1;
+        }
+    }
+
+    return rc;
+}
+
+
+static size_t
+eg_decode_once(unsigned char *s, size_t len, int plus, int *more)
+{
+    int             a, b, c, d;
+    size_t          i, n;
+    uint32_t        cp;
+
+    *more = 0;
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+
+        if (s[i] == '+' && plus) {
+            s[n++] = ' ';
+            continue;
+        }
+
+        if (s[i] != '%') {
+            s[n++] = s[i];
+            continue;
+        }
+
+        /* IIS %uXXXX */
+
+        if (i + 5 < len && (s[i + 1] == 'u' || s[i + 1] == 'U')
+            && (a = eg_hex(s[i + 2])) >= 0 && (b = eg_hex(s[i + 3])) >= 0
+            && (c = eg_hex(s[i + 4])) >= 0 && (d = eg_hex(s[i + 5])) >= 0)
+        {
+            cp = (a << 12) | (b << 8) | (c << 4) | d;
+            n += eg_put_utf8(s + n, cp);
+            i += 5;
+            *more = 1;
+            continue;
+        }
+
+        if (i + 2 < len && (a = eg_hex(s[i + 1])) >= 0
+            && (b = eg_hex(s[i + 2])) >= 0)
+        {
+            s[n++] = (unsigned char) ((a << 4) | b);
+            i += 2;
+            *more = 1;
+            continue;
+        }
+
+        s[n++] = '%';
+    }
+
+    /* another round is needed only if an escape is left */
+
+    if (*more) {
+        *more = 0;
+        for (i = 0; i < n; i++) {
+            if (s[i] == '%' && i + 2 < n
+                && ((eg_hex(s[i + 1]) >= 0 && eg_hex(s[i + 2]) >= 0)
+                    || s[i + 1] == 'u' || s[i + 1] == 'U'))
+            {
+                *more = 1;
+                break;
+            }
+        }
+    }
+
+    return n;
+}
+
+
+static int
+eg_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c = eg_lower(c);
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+static size_t
+eg_put_utf8(unsigned char *d, uint32_t cp)
+{
+    /* %uXXXX never takes more room than its 6 bytes */
+
+    if (cp < 0x80) {
+        d[0] = (unsigned char) cp;
+        return 1;
+    }
+
+    if (cp < 0x800) {
+        d[0] = (unsigned char) (0xc0 | (cp >> 6));
+        d[1] = (unsigned char) (0x80 | (cp & 0x3f));
+        return 2;
+    }
+
+    d[0] = (unsigned char) (0xe0 | (cp >> 12));
+    d[1] = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
+    d[2] = (unsigned char) (0x80 | (cp & 0x3f));
+    return 3;
+}
+
+
+/*
+ * In place: '\' is '/' on Windows; overlong two-byte UTF-8 forms of ASCII
+ * (C0 AF is '/') are read as the ASCII byte; empty and "." segments go,
+ * ".." removes the previous segment but never climbs above the root; each
+ * segment is read as Windows reads a file name.  The result starts with '/'
+ * and keeps a trailing '/'.
+ */
+
+static size_t
+eg_path_canonical(unsigned char *s, size_t len)
+{
+    int             trailing;
+    size_t          i, n, start, seglen, segstart;
+    unsigned char   c;
+
+    n = 0;
+
+    for (i = 0; i < len; i++) {
+        c = s[i];
+
+        if ((c == 0xc0 || c == 0xc1) && i + 1 < len
+            && (s[i + 1] & 0xc0) == 0x80)
+        {
+            c = (unsigned char) (((c & 0x01) << 6) | (s[i + 1] & 0x3f));
+            i++;
+        }
+
+        s[n++] = (c == '\\') ? '/' : c;
+    }
+
+    len = n;
+    n = 0;
+    i = 0;
+    trailing = 0;
+
+    /* s[0..n) is the output, always "" or "/seg/seg" */
+
+    while (i < len) {
+        while (i < len && s[i] == '/') {
+            i++;
+        }
+
+        if (i == len) {
+            trailing = 1;
+            break;
+        }
+
+        start = i;
+        while (i < len && s[i] != '/') {
+            i++;
+        }
+
+        seglen = i - start;
+        trailing = 0;
+
+        if (seglen == 1 && s[start] == '.') {
+            trailing = 1;
+            continue;
+        }
+
+        if (seglen == 2 && s[start] == '.' && s[start + 1] == '.') {
+            while (n > 0 && s[n - 1] != '/') {
+                n--;
+            }
+            if (n > 0) {
+                n--;
+            }
+            trailing = 1;
+            continue;
+        }
+
+        segstart = n;
+        s[n++] = '/';
+        memmove(s + n, s + start, seglen);
+        seglen = eg_segment(s + n, seglen);
+
+        if (seglen == 0) {
+            n = segstart;
+            trailing = 1;
+            continue;
+        }
+
+        n += seglen;
+    }
+
+    if (n == 0 || trailing) {
+        s[n++] = '/';
+    }
+
+    return n;
+}
+
+
+/* one segment as Windows and ASP.NET read it; returns the new length */
+
+static size_t
+eg_segment(unsigned char *seg, size_t len)
+{
+    unsigned char  *colon;
+
+    /* ASP.NET cookieless state: "(S(sessionid))", "(A(...))", "(F(...))" */
+
+    if (len >= 5 && seg[0] == '(' && seg[2] == '(' && seg[len - 1] == ')'
+        && seg[len - 2] == ')'
+        && ((seg[1] >= 'A' && seg[1] <= 'Z') || (seg[1] >= 'a'
+                                                  && seg[1] <= 'z')))
+    {
+        return 0;
+    }
+
+    /* NTFS alternate data stream: "shell.aspx::$DATA" is "shell.aspx" */
+
+    colon = memchr(seg, ':', len);
+    if (colon) {
+        len = colon - seg;
+    }
+
+    /* Win32 drops trailing dots and spaces: "shell.aspx. ." */
+
+    while (len > 0 && (seg[len - 1] == '.' || seg[len - 1] == ' ')) {
+        len--;
+    }
+
+    return len;
+}

@@ -1,0 +1,829 @@
+/*
+ * exchange_guard: refuses the published Microsoft Exchange exploit
+ * requests in front of an unpatched Exchange server.
+ *
+ * This file adapts nginx to the decision engine (eg_engine.h): directives,
+ * the request view, the phase handler and the variables.  The JSON log
+ * file lives in ngx_http_exchange_guard_log.c.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_exchange_guard_module.h"
+
+
+static ngx_int_t ngx_http_exchange_guard_handler(ngx_http_request_t *r);
+static ngx_http_exchange_guard_ctx_t *ngx_http_exchange_guard_get_ctx(
+    ngx_http_request_t *r);
+static void ngx_http_exchange_guard_cleanup(void *data);
+static ngx_int_t ngx_http_exchange_guard_view(ngx_http_request_t *r,
+    eg_request_t *req);
+static void *ngx_http_exchange_guard_alloc(void *ctx, size_t size);
+static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx);
+static void ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
+    ngx_http_exchange_guard_ctx_t *ctx);
+
+static ngx_int_t ngx_http_exchange_guard_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_exchange_guard_add_variables(ngx_conf_t *cf);
+
+static char *ngx_http_exchange_guard_rules(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_http_exchange_guard_load(ngx_conf_t *cf,
+    ngx_http_exchange_guard_loc_conf_t *lcf, char *path);
+static char *ngx_http_exchange_guard_backends(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_http_exchange_guard_status(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void ngx_http_exchange_guard_free_rules(void *data);
+static void *ngx_http_exchange_guard_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_http_exchange_guard_init(ngx_conf_t *cf);
+
+
+static ngx_conf_enum_t  ngx_http_exchange_guard_modes[] = {
+    { ngx_string("off"), NGX_HTTP_EXCHANGE_GUARD_OFF },
+    { ngx_string("on"), NGX_HTTP_EXCHANGE_GUARD_ON },
+    { ngx_string("detect"), NGX_HTTP_EXCHANGE_GUARD_DETECT },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_exchange_guard_limit_actions[] = {
+    { ngx_string("block"), 1 },
+    { ngx_string("pass"), 0 },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_exchange_guard_cookies_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000
+};
+
+
+static ngx_conf_num_bounds_t  ngx_http_exchange_guard_rounds_bounds = {
+    ngx_conf_check_num_bounds, 1, 16
+};
+
+
+static ngx_command_t  ngx_http_exchange_guard_commands[] = {
+
+    { ngx_string("exchange_guard"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, mode),
+      &ngx_http_exchange_guard_modes },
+
+    { ngx_string("exchange_guard_rules"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_exchange_guard_rules,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("exchange_guard_backends"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_exchange_guard_backends,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("exchange_guard_log"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_exchange_guard_log_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("exchange_guard_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_exchange_guard_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("exchange_guard_limit_action"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, limit_block),
+      &ngx_http_exchange_guard_limit_actions },
+
+    { ngx_string("exchange_guard_max_cookies"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, max_cookies),
+      &ngx_http_exchange_guard_cookies_bounds },
+
+    { ngx_string("exchange_guard_max_header_bytes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, max_header_bytes),
+      NULL },
+
+    { ngx_string("exchange_guard_decode_rounds"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, decode_rounds),
+      &ngx_http_exchange_guard_rounds_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_exchange_guard_module_ctx = {
+    ngx_http_exchange_guard_add_variables,   /* preconfiguration */
+    ngx_http_exchange_guard_init,            /* postconfiguration */
+
+    NULL,                                    /* create main configuration */
+    NULL,                                    /* init main configuration */
+
+    NULL,                                    /* create server configuration */
+    NULL,                                    /* merge server configuration */
+
+    ngx_http_exchange_guard_create_loc_conf, /* create location configuration */
+    ngx_http_exchange_guard_merge_loc_conf   /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_exchange_guard_module = {
+    NGX_MODULE_V1,
+    &ngx_http_exchange_guard_module_ctx,     /* module context */
+    ngx_http_exchange_guard_commands,        /* module directives */
+    NGX_HTTP_MODULE,                         /* module type */
+    NULL,                                    /* init master */
+    NULL,                                    /* init module */
+    NULL,                                    /* init process */
+    NULL,                                    /* init thread */
+    NULL,                                    /* exit thread */
+    NULL,                                    /* exit process */
+    NULL,                                    /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_exchange_guard_vars[] = {
+
+    { ngx_string("exchange_guard_action"), NULL,
+      ngx_http_exchange_guard_variable,
+      offsetof(ngx_http_exchange_guard_ctx_t, action_text),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("exchange_guard_rule"), NULL,
+      ngx_http_exchange_guard_variable,
+      offsetof(ngx_http_exchange_guard_ctx_t, rule_ids),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("exchange_guard_cve"), NULL,
+      ngx_http_exchange_guard_variable,
+      offsetof(ngx_http_exchange_guard_ctx_t, cves),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_int_t  ngx_http_exchange_guard_request_id_index;
+
+
+static ngx_int_t
+ngx_http_exchange_guard_handler(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t                  *cln;
+    ngx_http_exchange_guard_ctx_t       *ctx;
+    ngx_http_exchange_guard_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_exchange_guard_module);
+
+    if (lcf->mode == NGX_HTTP_EXCHANGE_GUARD_OFF || lcf->rules == NULL
+        || r != r->main)
+    {
+        return NGX_DECLINED;
+    }
+
+    /* once per client request: an internal redirect keeps the verdict */
+
+    if (ngx_http_exchange_guard_get_ctx(r) != NULL) {
+        return NGX_DECLINED;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_exchange_guard_cleanup;
+    cln->data = ctx;
+    ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
+
+    if (ngx_http_exchange_guard_view(r, &ctx->req) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->alloc.alloc = ngx_http_exchange_guard_alloc;
+    ctx->alloc.ctx = r->pool;
+
+    eg_eval(lcf->rules, &ctx->req, &lcf->options, &ctx->alloc,
+            &ctx->verdict);
+
+    if (ctx->verdict.action == EG_PASS
+        && ctx->verdict.limit == EG_LIMIT_NONE)
+    {
+        return NGX_DECLINED;
+    }
+
+    return ngx_http_exchange_guard_decide(r, lcf, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_decide(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx)
+{
+    ngx_uint_t  refuse;
+
+    refuse = ctx->verdict.action == EG_BLOCK
+             || (ctx->verdict.limit != EG_LIMIT_NONE && lcf->limit_block);
+
+    if (!refuse && ctx->verdict.action == EG_PASS) {
+        /* a limit was hit and "exchange_guard_limit_action pass" */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "exchange_guard: inspection limit reached, "
+                      "request passed");
+        return NGX_DECLINED;
+    }
+
+    if (refuse && lcf->mode == NGX_HTTP_EXCHANGE_GUARD_ON) {
+        ngx_str_set(&ctx->action_text, "blocked");
+        ctx->status = lcf->status;
+
+    } else {
+        ngx_str_set(&ctx->action_text, "detected");
+        ctx->status = 0;
+    }
+
+    ngx_http_exchange_guard_summarize(r, ctx);
+    ngx_http_exchange_guard_log_write(r, lcf, ctx);
+
+    if (ctx->status == 0) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "exchange_guard: request refused by rule %V",
+                  &ctx->rule_ids);
+
+    return ctx->status == 444 ? NGX_HTTP_CLOSE : (ngx_int_t) ctx->status;
+}
+
+
+/* $exchange_guard_rule and $exchange_guard_cve, comma-separated */
+
+static void
+ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
+    ngx_http_exchange_guard_ctx_t *ctx)
+{
+    u_char              *p, *q;
+    size_t               ids, cves;
+    eg_str_t             s;
+    ngx_uint_t           i, j;
+    const eg_rule_t     *rule;
+    eg_verdict_t        *v = &ctx->verdict;
+
+    ids = sizeof("EG-LIMIT");
+    cves = 0;
+
+    for (i = 0; i < v->nmatches; i++) {
+        rule = v->matches[i].rule;
+        ids += eg_rule_id(rule).len + 1;
+        for (j = 0; j < eg_rule_ncves(rule); j++) {
+            cves += eg_rule_cve(rule, j).len + 1;
+        }
+    }
+
+    p = ngx_pnalloc(r->pool, ids + cves);
+    if (p == NULL) {
+        return;
+    }
+
+    ctx->rule_ids.data = p;
+
+    for (i = 0; i < v->nmatches; i++) {
+        s = eg_rule_id(v->matches[i].rule);
+        if (i) {
+            *p++ = ',';
+        }
+        p = ngx_cpymem(p, s.data, s.len);
+    }
+
+    if (v->nmatches == 0) {
+        p = ngx_cpymem(p, "EG-LIMIT", sizeof("EG-LIMIT") - 1);
+    }
+
+    ctx->rule_ids.len = p - ctx->rule_ids.data;
+    ctx->cves.data = p;
+
+    for (i = 0; i < v->nmatches; i++) {
+        rule = v->matches[i].rule;
+
+        for (j = 0; j < eg_rule_ncves(rule); j++) {
+            s = eg_rule_cve(rule, j);
+
+            /* each CVE once */
+            for (q = ctx->cves.data; q + s.len <= p; q++) {
+                if (ngx_strncmp(q, s.data, s.len) == 0
+                    && (q + s.len == p || q[s.len] == ','))
+                {
+                    break;
+                }
+            }
+
+            if (q + s.len <= p) {
+                continue;
+            }
+
+            if (p != ctx->cves.data) {
+                *p++ = ',';
+            }
+            p = ngx_cpymem(p, s.data, s.len);
+        }
+    }
+
+    ctx->cves.len = p - ctx->cves.data;
+}
+
+
+static ngx_http_exchange_guard_ctx_t *
+ngx_http_exchange_guard_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_exchange_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_exchange_guard_module);
+
+    if (ctx == NULL && (r->internal || r->filter_finalize)) {
+
+        /* the context is reset by an internal redirect; the cleanup
+           handler still holds it */
+
+        for (cln = r->pool->cleanup; cln; cln = cln->next) {
+            if (cln->handler == ngx_http_exchange_guard_cleanup) {
+                ctx = cln->data;
+                ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
+                break;
+            }
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_exchange_guard_cleanup(void *data)
+{
+    /* only a marker that finds the context after an internal redirect */
+}
+
+
+static void *
+ngx_http_exchange_guard_alloc(void *ctx, size_t size)
+{
+    return ngx_palloc((ngx_pool_t *) ctx, size);
+}
+
+
+/* the engine's request view; it points into nginx's buffers, no copies */
+
+static ngx_int_t
+ngx_http_exchange_guard_view(ngx_http_request_t *r, eg_request_t *req)
+{
+    ngx_uint_t        i, n;
+    eg_header_t      *h;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *header;
+
+    req->method.data = r->method_name.data;
+    req->method.len = r->method_name.len;
+    req->target.data = r->unparsed_uri.data;
+    req->target.len = r->unparsed_uri.len;
+    req->client_addr.data = r->connection->addr_text.data;
+    req->client_addr.len = r->connection->addr_text.len;
+
+    n = 0;
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        n += part->nelts;
+    }
+
+    h = ngx_palloc(r->pool, (n ? n : 1) * sizeof(eg_header_t));
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->headers = h;
+    n = 0;
+
+    /*
+     * The whole list, Cookie included: this reads the same in nginx 1.22
+     * (headers_in.cookies array) and 1.23+ (headers_in.cookie chain), and
+     * keeps every duplicate header as the back end would see it.
+     */
+
+    for (part = &r->headers_in.headers.part; part; part = part->next) {
+        header = part->elts;
+
+        for (i = 0; i < part->nelts; i++) {
+            if (header[i].hash == 0) {
+                continue;
+            }
+
+            h[n].name.data = header[i].key.data;
+            h[n].name.len = header[i].key.len;
+            h[n].value.data = header[i].value.data;
+            h[n].value.len = header[i].value.len;
+            n++;
+        }
+    }
+
+    req->nheaders = n;
+    return NGX_OK;
+}
+
+
+void
+ngx_http_exchange_guard_request_id(ngx_http_request_t *r, ngx_str_t *id)
+{
+    ngx_http_variable_value_t  *vv;
+
+    vv = ngx_http_get_indexed_variable(r,
+                                       ngx_http_exchange_guard_request_id_index);
+    if (vv == NULL || vv->not_found) {
+        ngx_str_null(id);
+        return;
+    }
+
+    id->data = vv->data;
+    id->len = vv->len;
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                      *s;
+    ngx_http_exchange_guard_ctx_t  *ctx;
+
+    ctx = ngx_http_exchange_guard_get_ctx(r->main);
+
+    if (ctx == NULL) {
+        v->len = 0;
+        v->data = (u_char *) "";
+
+    } else {
+        s = (ngx_str_t *) ((char *) ctx + data);
+        v->len = s->len;
+        v->data = s->data ? s->data : (u_char *) "";
+    }
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_exchange_guard_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_http_exchange_guard_rules(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_exchange_guard_loc_conf_t *lcf = conf;
+
+    ngx_int_t            n;
+    ngx_str_t           *value, name, file;
+    ngx_glob_t           gl;
+    ngx_pool_cleanup_t  *cln;
+
+    value = cf->args->elts;
+    name = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (lcf->rules == NGX_CONF_UNSET_PTR) {
+        lcf->rules = eg_ruleset_new();
+        if (lcf->rules == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            eg_ruleset_free(lcf->rules);
+            return NGX_CONF_ERROR;
+        }
+
+        cln->handler = ngx_http_exchange_guard_free_rules;
+        cln->data = lcf->rules;
+    }
+
+    if (strpbrk((char *) name.data, "*?[") == NULL) {
+        return ngx_http_exchange_guard_load(cf, lcf, (char *) name.data)
+               == NGX_OK ? NGX_CONF_OK : NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&gl, sizeof(ngx_glob_t));
+    gl.pattern = name.data;
+    gl.log = cf->log;
+    gl.test = 1;
+
+    if (ngx_open_glob(&gl) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_glob_n " \"%s\" failed", name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+
+    for ( ;; ) {
+        if (ngx_read_glob(&gl, &file) != NGX_OK) {
+            break;
+        }
+
+        n++;
+
+        if (ngx_http_exchange_guard_load(cf, lcf, (char *) file.data)
+            != NGX_OK)
+        {
+            ngx_close_glob(&gl);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ngx_close_glob(&gl);
+
+    if (n == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "exchange_guard: no rule file matches \"%s\"",
+                           name.data);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_load(ngx_conf_t *cf,
+    ngx_http_exchange_guard_loc_conf_t *lcf, char *path)
+{
+    char  err[1024];
+
+    if (eg_ruleset_load_file(lcf->rules, path, err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "exchange_guard: %s", err);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_exchange_guard_free_rules(void *data)
+{
+    eg_ruleset_free(data);
+}
+
+
+static char *
+ngx_http_exchange_guard_backends(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_exchange_guard_loc_conf_t *lcf = conf;
+
+    ngx_str_t   *value;
+    eg_str_t    *b, bad;
+    ngx_uint_t   i;
+
+    if (lcf->backends != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    b = ngx_palloc(cf->pool, (cf->args->nelts - 1) * sizeof(eg_str_t));
+    if (b == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        /* a listed backend must itself pass the check */
+
+        bad.data = ngx_pnalloc(cf->pool, value[i].len + 2);
+        if (bad.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy((u_char *) bad.data, value[i].data, value[i].len);
+        ((u_char *) bad.data)[value[i].len] = '~';
+        ((u_char *) bad.data)[value[i].len + 1] = '1';
+        bad.len = value[i].len + 2;
+
+        if (eg_backend_check(bad, NULL, 0) != EG_BACKEND_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "exchange_guard_backends: \"%V\" is not a "
+                               "DNS host name of an Exchange server",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        b[i - 1].data = value[i].data;
+        b[i - 1].len = value[i].len;
+    }
+
+    lcf->backends = b;
+    lcf->nbackends = cf->args->nelts - 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_exchange_guard_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_exchange_guard_loc_conf_t *lcf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (lcf->status != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n != 444 && (n < 400 || n > 599)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "exchange_guard_status: \"%V\" is not 444 or a "
+                           "status from 400 to 599", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    lcf->status = n;
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_exchange_guard_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_exchange_guard_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_exchange_guard_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->nbackends = 0;
+     *     conf->options = { 0 };
+     */
+
+    conf->mode = NGX_CONF_UNSET_UINT;
+    conf->rules = NGX_CONF_UNSET_PTR;
+    conf->backends = NGX_CONF_UNSET_PTR;
+    conf->log = NGX_CONF_UNSET_PTR;
+    conf->status = NGX_CONF_UNSET_UINT;
+    conf->limit_block = NGX_CONF_UNSET_UINT;
+    conf->max_cookies = NGX_CONF_UNSET_UINT;
+    conf->max_header_bytes = NGX_CONF_UNSET_SIZE;
+    conf->decode_rounds = NGX_CONF_UNSET_UINT;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_exchange_guard_loc_conf_t *prev = parent;
+    ngx_http_exchange_guard_loc_conf_t *conf = child;
+
+    ngx_conf_merge_uint_value(conf->mode, prev->mode,
+                              NGX_HTTP_EXCHANGE_GUARD_OFF);
+    ngx_conf_merge_ptr_value(conf->rules, prev->rules, NULL);
+    ngx_conf_merge_uint_value(conf->status, prev->status, NGX_HTTP_FORBIDDEN);
+    ngx_conf_merge_uint_value(conf->limit_block, prev->limit_block, 1);
+    ngx_conf_merge_uint_value(conf->max_cookies, prev->max_cookies,
+                              EG_DEFAULT_MAX_COOKIES);
+    ngx_conf_merge_size_value(conf->max_header_bytes, prev->max_header_bytes,
+                              EG_DEFAULT_MAX_HEADER_BYTES);
+    ngx_conf_merge_uint_value(conf->decode_rounds, prev->decode_rounds,
+                              EG_DEFAULT_DECODE_ROUNDS);
+
+    if (conf->backends == NGX_CONF_UNSET_PTR) {
+        conf->backends = prev->backends;
+        conf->nbackends = prev->nbackends;
+    }
+
+    if (conf->backends == NGX_CONF_UNSET_PTR) {
+        conf->backends = NULL;
+        conf->nbackends = 0;
+    }
+
+    if (ngx_http_exchange_guard_log_merge(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->mode != NGX_HTTP_EXCHANGE_GUARD_OFF && conf->rules == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"exchange_guard\" is enabled but no "
+                           "\"exchange_guard_rules\" are loaded");
+        return NGX_CONF_ERROR;
+    }
+
+    conf->options.max_cookies = conf->max_cookies;
+    conf->options.max_header_bytes = conf->max_header_bytes;
+    conf->options.decode_rounds = conf->decode_rounds;
+    conf->options.backends = conf->backends;
+    conf->options.nbackends = conf->nbackends;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_init(ngx_conf_t *cf)
+{
+    ngx_str_t                   name = ngx_string("request_id");
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+    ngx_array_t                *a;
+
+    ngx_http_exchange_guard_request_id_index =
+                                      ngx_http_get_variable_index(cf, &name);
+    if (ngx_http_exchange_guard_request_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    /*
+     * PREACCESS, which "satisfy any" cannot override.  Handlers of a phase
+     * run from the last registered to the first; the guard goes first in
+     * the array, so it runs after realip has set the client address.
+     */
+
+    a = &cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers;
+
+    h = ngx_array_push(a);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = a->elts;
+    ngx_memmove(&h[1], &h[0], (a->nelts - 1) * sizeof(ngx_http_handler_pt));
+    h[0] = ngx_http_exchange_guard_handler;
+
+    return NGX_OK;
+}

@@ -1,0 +1,61 @@
+/*
+ * exchange_guard: declarations shared by the nginx side of the module.
+ */
+
+#ifndef NGX_HTTP_EXCHANGE_GUARD_MODULE_H
+#define NGX_HTTP_EXCHANGE_GUARD_MODULE_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "eg_engine.h"
+
+
+#define NGX_HTTP_EXCHANGE_GUARD_OFF     0
+#define NGX_HTTP_EXCHANGE_GUARD_ON      1
+#define NGX_HTTP_EXCHANGE_GUARD_DETECT  2
+
+
+typedef struct {
+    ngx_uint_t            mode;
+    eg_ruleset_t         *rules;
+    eg_str_t             *backends;
+    ngx_uint_t            nbackends;
+    ngx_open_file_t      *log;          /* NULL: exchange_guard_log off */
+    ngx_uint_t            status;
+    ngx_uint_t            limit_block;
+    ngx_uint_t            max_cookies;
+    size_t                max_header_bytes;
+    ngx_uint_t            decode_rounds;
+    eg_options_t          options;
+} ngx_http_exchange_guard_loc_conf_t;
+
+
+typedef struct {
+    eg_request_t          req;
+    eg_alloc_t            alloc;
+    eg_verdict_t          verdict;
+    ngx_uint_t            status;       /* 0: the request passes */
+    ngx_str_t             action_text;  /* $exchange_guard_action */
+    ngx_str_t             rule_ids;     /* $exchange_guard_rule */
+    ngx_str_t             cves;         /* $exchange_guard_cve */
+} ngx_http_exchange_guard_ctx_t;
+
+
+extern ngx_module_t  ngx_http_exchange_guard_module;
+
+
+void ngx_http_exchange_guard_request_id(ngx_http_request_t *r,
+    ngx_str_t *id);
+
+char *ngx_http_exchange_guard_log_directive(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+char *ngx_http_exchange_guard_log_merge(ngx_conf_t *cf,
+    ngx_http_exchange_guard_loc_conf_t *prev,
+    ngx_http_exchange_guard_loc_conf_t *conf);
+void ngx_http_exchange_guard_log_write(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx);
+
+#endif /* NGX_HTTP_EXCHANGE_GUARD_MODULE_H */
