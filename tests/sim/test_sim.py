@@ -25,6 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SIM = os.path.join(HERE, "exchange_sim.py")
 PROBE = os.path.join(ROOT, "auto", "probe")
 
+sys.dont_write_bytecode = True      # keep __pycache__ out of the tree
 sys.path.insert(0, HERE)
 import exchange_sim  # noqa: E402
 
