@@ -18,9 +18,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
-NGINX = os.environ.get("EG_NGINX", "/usr/sbin/nginx")
-MODULE = os.environ.get(
-    "EG_MODULE", os.path.join(ROOT, "build", "ngx_http_exchange_guard_module.so"))
+NGINX = os.path.abspath(os.environ.get("EG_NGINX", "/usr/sbin/nginx"))
+MODULE = os.path.abspath(os.environ.get(
+    "EG_MODULE",
+    os.path.join(ROOT, "build", "ngx_http_exchange_guard_module.so")))
 RULES = os.path.join(ROOT, "rules")
 SIM = os.path.join(ROOT, "tests", "sim", "exchange_sim.py")
 DEFAULT_HOST = "mail.contoso.com"
@@ -285,6 +286,8 @@ class Nginx:
     def __init__(self, workdir, upstream_port, mode="on", http=None,
                  server="", location="", locations=""):
         self.dir = workdir
+        # a prefix of its own: nginx opens <prefix>/logs/error.log early
+        os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
         self.port = free_port()
         self.log = os.path.join(workdir, "guard.jsonl")
         if http is None:
