@@ -8,6 +8,8 @@
  */
 
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "eg_internal.h"
 
@@ -188,4 +190,81 @@ eg_local_host(eg_str_t host)
     }
 
     return 1;
+}
+
+
+/* "192.0.2.0/24", "2001:db8::/32", or a single address */
+
+int
+eg_cidr_parse(eg_str_t text, eg_cidr_t *cidr)
+{
+    int             v6;
+    char            buf[64];
+    size_t          len, i;
+    unsigned        bits, max;
+    unsigned char   a4[4];
+    const unsigned char  *slash;
+
+    slash = memchr(text.data, '/', text.len);
+    len = slash ? (size_t) (slash - text.data) : text.len;
+
+    if (len == 0 || len >= sizeof(buf)) {
+        return -1;
+    }
+
+    memcpy(buf, text.data, len);
+    buf[len] = '\0';
+    memset(cidr, 0, sizeof(eg_cidr_t));
+
+    v6 = memchr(buf, ':', len) != NULL;
+
+    if (v6) {
+        if (inet_pton(AF_INET6, buf, cidr->addr) != 1) {
+            return -1;
+        }
+        max = 128;
+
+    } else {
+        if (inet_pton(AF_INET, buf, a4) != 1) {
+            return -1;
+        }
+        cidr->addr[10] = 0xff;
+        cidr->addr[11] = 0xff;
+        memcpy(cidr->addr + 12, a4, 4);
+        max = 32;
+    }
+
+    bits = max;
+
+    if (slash) {
+        if (slash + 1 == text.data + text.len
+            || text.data + text.len - slash - 1 > 3)
+        {
+            return -1;
+        }
+
+        bits = 0;
+        for (i = 1; slash + i < text.data + text.len; i++) {
+            if (slash[i] < '0' || slash[i] > '9') {
+                return -1;
+            }
+            bits = bits * 10 + (slash[i] - '0');
+        }
+
+        if (bits > max) {
+            return -1;
+        }
+    }
+
+    cidr->bits = v6 ? bits : bits + 96;
+
+    /* host bits of the network must be zero, as nginx's allow insists */
+
+    for (i = cidr->bits; i < 128; i++) {
+        if (cidr->addr[i / 8] & (0x80 >> (i % 8))) {
+            return -1;
+        }
+    }
+
+    return 0;
 }

@@ -38,13 +38,32 @@ typedef struct {
 } eg_alloc_t;
 
 
+typedef enum {
+    EG_BODY_NONE = 0,        /* the request has no body */
+    EG_BODY_PENDING,         /* it has one, not read yet */
+    EG_BODY_READ,            /* body holds it */
+    EG_BODY_TOO_LARGE        /* larger than the inspection limit */
+} eg_body_e;
+
+
 typedef struct {
     eg_str_t              method;
     eg_str_t              target;       /* request-target as sent */
     const eg_header_t    *headers;      /* every header, in order */
     size_t                nheaders;
     eg_str_t              client_addr;  /* textual address, may be empty */
+    eg_body_e             body_state;
+    eg_str_t              body;         /* de-chunked, when EG_BODY_READ */
 } eg_request_t;
+
+
+/* an IPv4 or IPv6 network; IPv4 is stored as an IPv4-mapped address */
+typedef struct {
+    unsigned char         addr[16];
+    unsigned              bits;         /* prefix length, of 128 */
+} eg_cidr_t;
+
+int eg_cidr_parse(eg_str_t text, eg_cidr_t *cidr);
 
 
 /* bounds applied to hostile input; 0 in a field means the default */
@@ -54,6 +73,8 @@ typedef struct {
     unsigned              decode_rounds;     /* default 3 */
     const eg_str_t       *backends;          /* FQDNs of the real servers */
     size_t                nbackends;
+    const eg_cidr_t      *trusted;           /* exchange_guard_trusted_networks */
+    size_t                ntrusted;
 } eg_options_t;
 
 #define EG_DEFAULT_MAX_COOKIES       256
@@ -74,7 +95,8 @@ typedef enum {
     EG_LIMIT_COOKIES,
     EG_LIMIT_HEADER_BYTES,
     EG_LIMIT_DECODE_ROUNDS,
-    EG_LIMIT_REGEX
+    EG_LIMIT_REGEX,
+    EG_LIMIT_BODY
 } eg_limit_e;
 
 
@@ -99,6 +121,7 @@ typedef struct {
     const eg_rule_t      *limit_rule;   /* for EG_LIMIT_REGEX */
     eg_str_t              path;         /* path as normalized for matching */
     eg_str_t              query;        /* query as decoded for matching */
+    unsigned              need_body;    /* a rule waits for the body */
 } eg_verdict_t;
 
 
@@ -184,6 +207,19 @@ int eg_uri_normalize(eg_str_t target, unsigned rounds,
 /* percent-decode up to rounds times; -1 if escapes remain after rounds */
 int eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
     const eg_alloc_t *alloc, eg_str_t *out);
+
+
+/*
+ * Call fn for every string value of a JSON text, with its member name
+ * (empty for values outside objects), both with escapes decoded.  UTF-16
+ * text (BOM, or NULs in every other byte) is read as UTF-16, as WCF's
+ * deserializer does.  Stops early when fn returns non-zero and returns
+ * that; malformed JSON is scanned as far as strings can be found.
+ */
+typedef int (*eg_json_value_pt)(void *data, eg_str_t key, eg_str_t value);
+
+int eg_json_scan(eg_str_t body, const eg_alloc_t *alloc, eg_json_value_pt fn,
+    void *data);
 
 
 /* the JSON log line */

@@ -20,7 +20,14 @@ typedef enum {
     EG_F_COOKIE_NAMES,
     EG_F_COOKIES,
     EG_F_HEADER,
-    EG_F_ARG
+    EG_F_ARG,
+    EG_F_URI_DECODED,
+    EG_F_PARAM,
+    EG_F_BODY,
+    EG_F_JSON,
+    EG_F_JSON_VALUES,
+    EG_F_FORM,
+    EG_F_CLIENT
 } eg_field_e;
 
 typedef enum {
@@ -30,7 +37,8 @@ typedef enum {
     EG_OP_CONTAINS,
     EG_OP_REGEX,
     EG_OP_BACKEND,
-    EG_OP_PRESENT
+    EG_OP_PRESENT,
+    EG_OP_UNTRUSTED
 } eg_op_e;
 
 

@@ -299,7 +299,7 @@ eg_log_format(unsigned char *buf, const eg_log_event_t *ev)
 
     if (v->limit != EG_LIMIT_NONE) {
         static const char *limits[] = { "", "cookies", "header_bytes",
-                                        "decode_rounds", "regex" };
+                                        "decode_rounds", "regex", "body" };
         eg_raw(&o, "\"limit\":\"");
         eg_raw(&o, limits[v->limit]);
         eg_raw(&o, "\",");

@@ -15,7 +15,7 @@
 
 #define EG_HAVE_PATH     1
 #define EG_HAVE_COOKIES  2
-#define EG_HAVE_RAW      4
+#define EG_HAVE_URI_DEC  4
 
 #define EG_MAX_COOKIE_HEADERS  64
 
@@ -30,7 +30,10 @@ typedef struct {
     eg_cookie_t          *cookies;
     size_t                ncookies;
     eg_str_t              raw;           /* Cookie headers, joined */
+    eg_str_t              uri_decoded;
     const eg_rule_t      *rule;
+    const eg_cond_t      *cond;          /* for the JSON callback */
+    int                   json_rc;
     eg_str_t              hit;           /* the value that matched */
 } eg_state_t;
 
@@ -41,7 +44,12 @@ static int eg_cond(eg_state_t *st, const eg_cond_t *c);
 static int eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t value);
 static int eg_test_cookies(eg_state_t *st, const eg_cond_t *c);
 static int eg_test_headers(eg_state_t *st, const eg_cond_t *c);
-static int eg_test_args(eg_state_t *st, const eg_cond_t *c);
+static int eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text);
+static int eg_test_body(eg_state_t *st, const eg_cond_t *c);
+static int eg_json_value(void *data, eg_str_t key, eg_str_t value);
+static int eg_test_client(eg_state_t *st, const eg_cond_t *c);
+static int eg_form_body(eg_state_t *st);
+static eg_str_t eg_query_text(eg_state_t *st);
 static void eg_need_path(eg_state_t *st);
 static int eg_need_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
@@ -90,6 +98,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 static int
 eg_rule_matches(eg_state_t *st, const eg_rule_t *r, eg_match_t *m)
 {
+    int     rc;
     size_t  i;
 
     st->rule = r;
@@ -102,7 +111,15 @@ eg_rule_matches(eg_state_t *st, const eg_rule_t *r, eg_match_t *m)
         st->hit.data = NULL;
         st->hit.len = 0;
 
-        if (!eg_cond(st, &r->conds[i])) {
+        rc = eg_cond(st, &r->conds[i]);
+
+        if (rc < 0) {
+            /* the body decides; the caller reads it and asks again */
+            st->v->need_body = 1;
+            return 0;
+        }
+
+        if (rc == 0) {
             return 0;
         }
 
@@ -159,7 +176,49 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
         break;
 
     case EG_F_ARG:
-        rc = eg_test_args(st, c);
+        rc = eg_test_pairs(st, c, eg_query_text(st));
+        break;
+
+    case EG_F_PARAM:
+
+        /* ASP.NET Request.Params: query string, form, cookies */
+
+        rc = eg_test_pairs(st, c, eg_query_text(st));
+
+        if (rc == 0 && eg_form_body(st)) {
+            if (req->body_state != EG_BODY_READ) {
+                return eg_test_body(st, c);
+            }
+            rc = eg_test_pairs(st, c, req->body);
+        }
+
+        if (rc == 0) {
+            rc = eg_test_cookies(st, c);
+        }
+
+        break;
+
+    case EG_F_URI_DECODED:
+        if (!(st->have & EG_HAVE_URI_DEC)) {
+            st->have |= EG_HAVE_URI_DEC;
+            (void) eg_url_decode(req->target, 1, 0, st->alloc,
+                                 &st->uri_decoded);
+        }
+        rc = eg_test(st, c, st->uri_decoded);
+        break;
+
+    case EG_F_BODY:
+    case EG_F_JSON:
+    case EG_F_JSON_VALUES:
+    case EG_F_FORM:
+        rc = eg_test_body(st, c);
+        if (rc < 0) {
+            return rc;
+        }
+        break;
+
+    case EG_F_CLIENT:
+        rc = eg_test_client(st, c);
         break;
 
     default:
@@ -183,6 +242,10 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 
     case EG_OP_PRESENT:
         rc = 1;
+        goto done;
+
+    case EG_OP_UNTRUSTED:
+        rc = 0;
         goto done;
 
     case EG_OP_BACKEND:
@@ -307,24 +370,39 @@ eg_test_headers(eg_state_t *st, const eg_cond_t *c)
 }
 
 
-/* query arguments by name, decoded as HttpUtility.ParseQueryString does */
+static eg_str_t
+eg_query_text(eg_state_t *st)
+{
+    eg_str_t              q = { NULL, 0 };
+    const unsigned char  *qm;
+
+    qm = memchr(st->req->target.data, '?', st->req->target.len);
+    if (qm) {
+        q.data = qm + 1;
+        q.len = st->req->target.data + st->req->target.len - q.data;
+    }
+
+    return q;
+}
+
+
+/* name=value pairs by name, decoded as HttpUtility.ParseQueryString does */
 
 static int
-eg_test_args(eg_state_t *st, const eg_cond_t *c)
+eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
 {
     unsigned              rounds;
     eg_str_t              pair, name, value;
-    const unsigned char  *s, *end, *amp, *eq, *qm;
+    const unsigned char  *s, *end, *amp, *eq;
 
-    qm = memchr(st->req->target.data, '?', st->req->target.len);
-    if (qm == NULL) {
+    if (text.data == NULL) {
         return 0;
     }
 
     rounds = st->opts->decode_rounds ? st->opts->decode_rounds
                                      : EG_DEFAULT_DECODE_ROUNDS;
-    s = qm + 1;
-    end = st->req->target.data + st->req->target.len;
+    s = text.data;
+    end = text.data + text.len;
 
     while (s < end) {
         amp = memchr(s, '&', end - s);
@@ -367,6 +445,137 @@ eg_test_args(eg_state_t *st, const eg_cond_t *c)
     }
 
     return 0;
+}
+
+
+/* 1 if the body is an HTML form, which ASP.NET parses into Request.Form */
+
+static int
+eg_form_body(eg_state_t *st)
+{
+    size_t              i;
+    eg_str_t            form = eg_string("application/x-www-form-urlencoded");
+    const eg_header_t  *h;
+    static const eg_str_t  ct = eg_string("content-type");
+
+    if (st->req->body_state == EG_BODY_NONE) {
+        return 0;
+    }
+
+    for (i = 0; i < st->req->nheaders; i++) {
+        h = &st->req->headers[i];
+
+        if (eg_str_ieq(h->name, ct) && h->value.len >= form.len) {
+            eg_str_t v = { h->value.data, form.len };
+            return eg_str_ieq(v, form);
+        }
+    }
+
+    return 0;
+}
+
+
+/* -1 while the body is unread or too large to inspect */
+
+static int
+eg_test_body(eg_state_t *st, const eg_cond_t *c)
+{
+    int              rc;
+    eg_str_t         empty = { (const unsigned char *) "", 0 };
+    const eg_str_t  *body = &st->req->body;
+
+    switch (st->req->body_state) {
+
+    case EG_BODY_PENDING:
+        return -1;
+
+    case EG_BODY_TOO_LARGE:
+        eg_limit(st, EG_LIMIT_BODY);
+        return -1;
+
+    case EG_BODY_NONE:
+        body = &empty;
+        break;
+
+    default:
+        break;
+    }
+
+    switch (c->field) {
+
+    case EG_F_BODY:
+        return eg_test(st, c, *body);
+
+    case EG_F_FORM:
+    case EG_F_PARAM:
+        return eg_form_body(st) ? eg_test_pairs(st, c, *body) : 0;
+
+    default:
+        st->cond = c;
+        st->json_rc = 0;
+        rc = eg_json_scan(*body, st->alloc, eg_json_value, st);
+        return rc > 0;
+    }
+}
+
+
+static int
+eg_json_value(void *data, eg_str_t key, eg_str_t value)
+{
+    eg_state_t       *st = data;
+    const eg_cond_t  *c = st->cond;
+
+    if (c->field == EG_F_JSON && !eg_str_ieq(key, c->key)) {
+        return 0;
+    }
+
+    return eg_test(st, c, value);
+}
+
+
+static int
+eg_test_client(eg_state_t *st, const eg_cond_t *c)
+{
+    size_t                i, bytes;
+    unsigned              rest;
+    eg_cidr_t             addr;
+    const eg_cidr_t      *net;
+
+    if (c->op != EG_OP_UNTRUSTED) {
+        return eg_test(st, c, st->req->client_addr);
+    }
+
+    /* opt-in: with no trusted networks configured nobody is untrusted */
+
+    if (st->opts->ntrusted == 0) {
+        return 0;
+    }
+
+    st->hit = st->req->client_addr;
+
+    if (eg_cidr_parse(st->req->client_addr, &addr) != 0) {
+        return 1;
+    }
+
+    for (i = 0; i < st->opts->ntrusted; i++) {
+        net = &st->opts->trusted[i];
+        bytes = net->bits / 8;
+        rest = net->bits % 8;
+
+        if (memcmp(addr.addr, net->addr, bytes) != 0) {
+            continue;
+        }
+
+        if (rest && ((addr.addr[bytes] ^ net->addr[bytes])
+                     & (0xff << (8 - rest)) & 0xff))
+        {
+            continue;
+        }
+
+        return 0;
+    }
+
+    return 1;
 }
 
 

@@ -792,6 +792,13 @@ static const struct {
     { "cookies",      EG_F_COOKIES,      0 },
     { "header",       EG_F_HEADER,       1 },
     { "arg",          EG_F_ARG,          1 },
+    { "uri-decoded",  EG_F_URI_DECODED,  0 },
+    { "param",        EG_F_PARAM,        1 },
+    { "body",         EG_F_BODY,         0 },
+    { "json",         EG_F_JSON,         1 },
+    { "json-values",  EG_F_JSON_VALUES,  0 },
+    { "form",         EG_F_FORM,         1 },
+    { "client",       EG_F_CLIENT,       0 },
     { NULL,           0,                 0 }
 };
 
@@ -861,6 +868,7 @@ static const struct {
     { "regex",    EG_OP_REGEX },
     { "backend",  EG_OP_BACKEND },
     { "present",  EG_OP_PRESENT },
+    { "untrusted", EG_OP_UNTRUSTED },
     { NULL,       0 }
 };
 
@@ -891,10 +899,23 @@ eg_parse_op(eg_parser_t *p, eg_cond_t *c, eg_token_t *t, size_t n)
         }
 
         if (c->field != EG_F_COOKIE && c->field != EG_F_HEADER
-            && c->field != EG_F_ARG)
+            && c->field != EG_F_ARG && c->field != EG_F_PARAM
+            && c->field != EG_F_JSON && c->field != EG_F_FORM)
         {
             return eg_error(p, "operator \"present\" applies only to cookie:, "
-                            "header: and arg: fields");
+                            "header:, arg:, param:, form: and json: fields");
+        }
+
+        return 0;
+
+    case EG_OP_UNTRUSTED:
+        if (n != 1) {
+            return eg_error(p, "operator \"untrusted\" takes no arguments");
+        }
+
+        if (c->field != EG_F_CLIENT) {
+            return eg_error(p, "operator \"untrusted\" applies only to the "
+                            "client field");
         }
 
         return 0;

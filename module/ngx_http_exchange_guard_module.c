@@ -26,6 +26,17 @@ static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
     ngx_http_exchange_guard_ctx_t *ctx);
 static void ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
     ngx_http_exchange_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx);
+static ngx_int_t ngx_http_exchange_guard_read_body(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx);
+static void ngx_http_exchange_guard_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_exchange_guard_body(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req);
+static char *ngx_http_exchange_guard_trusted(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 static ngx_int_t ngx_http_exchange_guard_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
@@ -136,6 +147,20 @@ static ngx_command_t  ngx_http_exchange_guard_commands[] = {
       offsetof(ngx_http_exchange_guard_loc_conf_t, decode_rounds),
       &ngx_http_exchange_guard_rounds_bounds },
 
+    { ngx_string("exchange_guard_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, max_body),
+      NULL },
+
+    { ngx_string("exchange_guard_trusted_networks"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_exchange_guard_trusted,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -210,9 +235,22 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    /* once per client request: an internal redirect keeps the verdict */
+    ctx = ngx_http_exchange_guard_get_ctx(r);
 
-    if (ngx_http_exchange_guard_get_ctx(r) != NULL) {
+    if (ctx != NULL) {
+        /* once per client request: an internal redirect keeps the
+           verdict; the body handler brings us back here to finish */
+
+        if (ctx->reading) {
+            ctx->reading = 0;
+
+            if (ngx_http_exchange_guard_body(r, lcf, &ctx->req) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            return ngx_http_exchange_guard_evaluate(r, lcf, ctx);
+        }
+
         return NGX_DECLINED;
     }
 
@@ -237,8 +275,35 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
     ctx->alloc.alloc = ngx_http_exchange_guard_alloc;
     ctx->alloc.ctx = r->pool;
 
+    if (r->headers_in.content_length_n > 0 || r->headers_in.chunked) {
+        ctx->req.body_state = EG_BODY_PENDING;
+
+        if (r->headers_in.content_length_n > (off_t) lcf->max_body) {
+            ctx->req.body_state = EG_BODY_TOO_LARGE;
+        }
+    }
+
+    return ngx_http_exchange_guard_evaluate(r, lcf, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx)
+{
     eg_eval(lcf->rules, &ctx->req, &lcf->options, &ctx->alloc,
             &ctx->verdict);
+
+    /* only requests that a rule must see the body of wait for it */
+
+    if (ctx->verdict.need_body && ctx->verdict.action != EG_BLOCK
+        && ctx->req.body_state == EG_BODY_PENDING)
+    {
+        return ngx_http_exchange_guard_read_body(r, lcf, ctx);
+    }
+
+    ctx->decided = 1;
 
     if (ctx->verdict.action == EG_PASS
         && ctx->verdict.limit == EG_LIMIT_NONE)
@@ -247,6 +312,97 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_exchange_guard_decide(r, lcf, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_exchange_guard_read_body(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    ctx->reading = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                       ngx_http_exchange_guard_body_handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_exchange_guard_body_handler(ngx_http_request_t *r)
+{
+    /* the body stays for the upstream; run the phases from ours again */
+
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+/* the read body, up to exchange_guard_max_body bytes, into the pool */
+
+static ngx_int_t
+ngx_http_exchange_guard_body(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req)
+{
+    u_char       *p;
+    size_t        len, size;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        req->body_state = EG_BODY_NONE;
+        return NGX_OK;
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len > lcf->max_body) {
+        req->body_state = EG_BODY_TOO_LARGE;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    req->body.data = p;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        /* spooled to a temporary file by client_body_buffer_size */
+
+        size = b->file_last - b->file_pos;
+        n = ngx_read_file(b->file, p, size, b->file_pos);
+        if (n != (ssize_t) size) {
+            return NGX_ERROR;
+        }
+        p += size;
+    }
+
+    req->body.len = p - req->body.data;
+    req->body_state = EG_BODY_READ;
+    return NGX_OK;
 }
 
 
@@ -684,6 +840,45 @@ ngx_http_exchange_guard_backends(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static char *
+ngx_http_exchange_guard_trusted(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_exchange_guard_loc_conf_t *lcf = conf;
+
+    eg_str_t     text;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
+    if (lcf->trusted != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    lcf->ntrusted = cf->args->nelts - 1;
+
+    lcf->trusted = ngx_palloc(cf->pool, lcf->ntrusted * sizeof(eg_cidr_t));
+    if (lcf->trusted == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        text.data = value[i].data;
+        text.len = value[i].len;
+
+        if (eg_cidr_parse(text, &lcf->trusted[i - 1]) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "exchange_guard_trusted_networks: \"%V\" is "
+                               "not an address or a network with its host "
+                               "bits zero", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
 ngx_http_exchange_guard_status(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
@@ -737,6 +932,8 @@ ngx_http_exchange_guard_create_loc_conf(ngx_conf_t *cf)
     conf->max_cookies = NGX_CONF_UNSET_UINT;
     conf->max_header_bytes = NGX_CONF_UNSET_SIZE;
     conf->decode_rounds = NGX_CONF_UNSET_UINT;
+    conf->max_body = NGX_CONF_UNSET_SIZE;
+    conf->trusted = NGX_CONF_UNSET_PTR;
 
     return conf;
 }
@@ -761,9 +958,22 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_uint_value(conf->decode_rounds, prev->decode_rounds,
                               EG_DEFAULT_DECODE_ROUNDS);
 
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body,
+                              1024 * 1024);
+
     if (conf->backends == NGX_CONF_UNSET_PTR) {
         conf->backends = prev->backends;
         conf->nbackends = prev->nbackends;
+    }
+
+    if (conf->trusted == NGX_CONF_UNSET_PTR) {
+        conf->trusted = prev->trusted;
+        conf->ntrusted = prev->ntrusted;
+    }
+
+    if (conf->trusted == NGX_CONF_UNSET_PTR) {
+        conf->trusted = NULL;
+        conf->ntrusted = 0;
     }
 
     if (conf->backends == NGX_CONF_UNSET_PTR) {
@@ -787,6 +997,8 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     conf->options.decode_rounds = conf->decode_rounds;
     conf->options.backends = conf->backends;
     conf->options.nbackends = conf->nbackends;
+    conf->options.trusted = conf->trusted;
+    conf->options.ntrusted = conf->ntrusted;
 
     return NGX_CONF_OK;
 }

@@ -28,6 +28,9 @@ typedef struct {
     ngx_uint_t            max_cookies;
     size_t                max_header_bytes;
     ngx_uint_t            decode_rounds;
+    size_t                max_body;
+    eg_cidr_t            *trusted;
+    ngx_uint_t            ntrusted;
     eg_options_t          options;
 } ngx_http_exchange_guard_loc_conf_t;
 
@@ -37,6 +40,8 @@ typedef struct {
     eg_alloc_t            alloc;
     eg_verdict_t          verdict;
     ngx_uint_t            status;       /* 0: the request passes */
+    unsigned              reading:1;    /* waiting for the request body */
+    unsigned              decided:1;
     ngx_str_t             action_text;  /* $exchange_guard_action */
     ngx_str_t             rule_ids;     /* $exchange_guard_rule */
     ngx_str_t             cves;         /* $exchange_guard_cve */

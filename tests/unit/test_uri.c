@@ -1,0 +1,480 @@
+/*
+ * Unit tests of eg_uri_normalize() and eg_url_decode(): the request-target
+ * as IIS, ASP.NET and Exchange read it (mitigations.md section 5).
+ */
+
+#include "eg_test.h"
+
+
+/* normalize target, expect rc, path and query */
+#define CHECK_URI(target, rc, path, query)                                    \
+    check_uri(EG_LIT(target), 3, rc, EG_LIT(path), EG_LIT(query),            \
+              __FILE__, __LINE__)
+
+#define CHECK_URI_R(target, rounds, rc, path, query)                          \
+    check_uri(EG_LIT(target), rounds, rc, EG_LIT(path), EG_LIT(query),       \
+              __FILE__, __LINE__)
+
+#define CHECK_DEC(in, rounds, plus, rc, out)                                  \
+    check_dec(EG_LIT(in), rounds, plus, rc, EG_LIT(out), __FILE__, __LINE__)
+
+
+static void check_uri(eg_str_t target, unsigned rounds, int rc,
+    eg_str_t path, eg_str_t query, const char *file, int line);
+static void check_dec(eg_str_t in, unsigned rounds, int plus, int rc,
+    eg_str_t out, const char *file, int line);
+static void test_decode(void);
+static void test_rounds(void);
+static void test_iis_u(void);
+static void test_plus(void);
+static void test_slashes(void);
+static void test_dots(void);
+static void test_windows_names(void);
+static void test_cookieless(void);
+static void test_absolute_form(void);
+static void test_overlong(void);
+static void test_invalid_escapes(void);
+static void test_nul(void);
+static void test_no_query_out(void);
+static void test_relative(void);
+static void test_relative_segments(void);
+static void test_alloc_failure(void);
+
+
+static void
+check_uri(eg_str_t target, unsigned rounds, int rc, eg_str_t path,
+    eg_str_t query, const char *file, int line)
+{
+    int               got;
+    eg_str_t          p, q;
+    eg_alloc_t       *alloc;
+    eg_test_arena_t   arena;
+
+    alloc = eg_test_arena_init(&arena);
+
+    got = eg_uri_normalize(target, rounds, alloc, &p, &q);
+
+    if (got == rc && p.len == path.len && memcmp(p.data, path.data, p.len) == 0
+        && q.len == query.len && memcmp(q.data, query.data, q.len) == 0)
+    {
+        eg_test_pass();
+
+    } else {
+        eg_test_fail(file, line, "eg_uri_normalize(rounds %u)", rounds);
+        printf("    target ");
+        eg_test_print(target.data, target.len);
+        printf("\n    got rc %d, path ", got);
+        eg_test_print(p.data, p.len);
+        printf(", query ");
+        eg_test_print(q.data, q.len);
+        printf("\n    expected rc %d, path ", rc);
+        eg_test_print(path.data, path.len);
+        printf(", query ");
+        eg_test_print(query.data, query.len);
+        printf("\n");
+        fflush(stdout);
+    }
+
+    eg_test_arena_free(&arena);
+}
+
+
+static void
+check_dec(eg_str_t in, unsigned rounds, int plus, int rc, eg_str_t out,
+    const char *file, int line)
+{
+    int               got;
+    eg_str_t          o;
+    eg_alloc_t       *alloc;
+    eg_test_arena_t   arena;
+
+    alloc = eg_test_arena_init(&arena);
+
+    got = eg_url_decode(in, rounds, plus, alloc, &o);
+
+    if (got == rc && o.data != NULL && o.len == out.len
+        && memcmp(o.data, out.data, o.len) == 0)
+    {
+        eg_test_pass();
+
+    } else {
+        eg_test_fail(file, line, "eg_url_decode(rounds %u, plus %d)",
+                     rounds, plus);
+        printf("    in ");
+        eg_test_print(in.data, in.len);
+        printf("\n    got rc %d, ", got);
+        eg_test_print(o.data, o.len);
+        printf("\n    expected rc %d, ", rc);
+        eg_test_print(out.data, out.len);
+        printf("\n");
+        fflush(stdout);
+    }
+
+    eg_test_arena_free(&arena);
+}
+
+
+static void
+test_decode(void)
+{
+    CHECK_DEC("", 3, 0, 0, "");
+    CHECK_DEC("abc", 3, 0, 0, "abc");
+    CHECK_DEC("%41%62%63", 3, 0, 0, "Abc");
+    CHECK_DEC("%2f%2F%5c%5C", 3, 0, 0, "//\\\\");
+    CHECK_DEC("%e2%82%ac", 3, 0, 0, "\xe2\x82\xac");
+    CHECK_DEC("%ff%FE", 3, 0, 0, "\xff\xfe");
+
+    CHECK_URI("/owa/%61uth/x.%61spx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/%65cp/DDI/DDIService.svc/SetObject?schema=%4fAB", 0,
+              "/ecp/DDI/DDIService.svc/SetObject", "schema=OAB");
+    CHECK_URI("/autodiscover/autodiscover.json?%40x.com/%50owershell", 0,
+              "/autodiscover/autodiscover.json", "@x.com/Powershell");
+    CHECK_URI("/owa/u%40d.com/powershell", 0, "/owa/u@d.com/powershell", "");
+
+    /* the case of the path is kept: rules compare case-insensitively */
+    CHECK_URI("/OWA/Auth/X.ASPX", 0, "/OWA/Auth/X.ASPX", "");
+
+    /* a '?' decoded from %3f stays in the path */
+    CHECK_URI("/a%3fb?c", 0, "/a?b", "c");
+
+    /* '#' is not special in a request-target */
+    CHECK_URI("/a#b?c#d", 0, "/a#b", "c#d");
+}
+
+
+static void
+test_rounds(void)
+{
+    /* double and triple encoding decode within 3 rounds */
+    CHECK_DEC("%252e", 3, 0, 0, ".");
+    CHECK_DEC("%25252e", 3, 0, 0, ".");
+    CHECK_DEC("%2550owershell", 3, 0, 0, "Powershell");
+
+    /* four layers are one too many: -1, three layers undone */
+    CHECK_DEC("%2525252e", 3, 0, -1, "%2e");
+    CHECK_DEC("%252e", 1, 0, -1, "%2e");
+    CHECK_DEC("%252e", 2, 0, 0, ".");
+
+    /* a '%' left that is no escape is not a reason for -1 */
+    CHECK_DEC("%2525", 2, 0, 0, "%");
+    CHECK_DEC("%25zz", 1, 0, 0, "%zz");
+    CHECK_DEC("100%", 1, 0, 0, "100%");
+
+    CHECK_URI("/owa/%252e%252e/ecp/auth/x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa/%25252e%25252e/ecp/auth/x.aspx", 0, "/ecp/auth/x.aspx",
+              "");
+    CHECK_URI("/ecp/%252561uth/x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/a?x=%25252e", 0, "/a", "x=.");
+
+    /* four layers: -1, with the path as far as it was decoded */
+    CHECK_URI("/ecp/%25252561uth/x.aspx", -1, "/ecp/%61uth/x.aspx", "");
+    CHECK_URI("/a?x=%2525252e", -1, "/a", "x=%2e");
+    CHECK_URI_R("/ecp/%2561uth", 1, -1, "/ecp/%61uth", "");
+    CHECK_URI_R("/ecp/%2561uth", 2, 0, "/ecp/auth", "");
+}
+
+
+static void
+test_iis_u(void)
+{
+    CHECK_DEC("%u002e", 3, 0, 0, ".");
+    CHECK_DEC("%U002E", 3, 0, 0, ".");
+    CHECK_DEC("%u0041%u0062", 3, 0, 0, "Ab");
+    CHECK_DEC("%u00e9", 3, 0, 0, "\xc3\xa9");
+    CHECK_DEC("%u20ac", 3, 0, 0, "\xe2\x82\xac");
+    CHECK_DEC("%25u002e", 3, 0, 0, ".");
+
+    CHECK_URI("/%u002e%u002e/ecp/auth/x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/ecp/auth/x%u002easpx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa%u005cauth%u002fx.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/a?%u0050owershell", 0, "/a", "Powershell");
+
+    /* not enough hex digits: literal */
+    CHECK_DEC("%u002", 3, 0, 0, "%u002");
+    CHECK_DEC("%u00zz", 3, 0, 0, "%u00zz");
+    CHECK_DEC("%u", 3, 0, 0, "%u");
+}
+
+
+static void
+test_plus(void)
+{
+    CHECK_DEC("a+b", 3, 1, 0, "a b");
+    CHECK_DEC("a+b", 3, 0, 0, "a+b");
+    CHECK_DEC("a%2bb", 3, 1, 0, "a+b");
+    CHECK_DEC("a%2Bb+c%20d", 3, 1, 0, "a+b c d");
+    CHECK_DEC("a%252bb", 3, 1, 0, "a+b");
+
+    CHECK_URI("/a+b/c+d.aspx?x+y=1+2", 0, "/a+b/c+d.aspx", "x y=1 2");
+    CHECK_URI("/a?x=%2b+", 0, "/a", "x=+ ");
+}
+
+
+static void
+test_slashes(void)
+{
+    CHECK_URI("/owa\\auth\\x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("\\owa\\auth\\x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/owa%5cauth%5Cx.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/owa%255cauth/x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("//owa///auth////x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/owa/%2f/auth/x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/\\/owa", 0, "/owa", "");
+
+    /* a trailing slash is kept, and only one */
+    CHECK_URI("/owa/", 0, "/owa/", "");
+    CHECK_URI("/owa//", 0, "/owa/", "");
+    CHECK_URI("/owa\\", 0, "/owa/", "");
+    CHECK_URI("/owa/?a", 0, "/owa/", "a");
+    CHECK_URI("/owa", 0, "/owa", "");
+
+    /* an empty path is "/" */
+    CHECK_URI("", 0, "/", "");
+    CHECK_URI("/", 0, "/", "");
+    CHECK_URI("//", 0, "/", "");
+    CHECK_URI("?x=1", 0, "/", "x=1");
+    CHECK_URI("/?", 0, "/", "");
+
+    /* backslashes in the query are data */
+    CHECK_URI("/a?x=\\\\127.0.0.1\\c$", 0, "/a", "x=\\\\127.0.0.1\\c$");
+}
+
+
+static void
+test_dots(void)
+{
+    CHECK_URI("/a/./b", 0, "/a/b", "");
+    CHECK_URI("/a/b/../c", 0, "/a/c", "");
+    CHECK_URI("/a/b/../../c", 0, "/c", "");
+    CHECK_URI("/owa/../ecp/auth/x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa/auth/..\\..\\aspnet_client\\x.aspx", 0,
+              "/aspnet_client/x.aspx", "");
+    CHECK_URI("/owa/%2e%2e/ecp/auth/x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa/.%2e/ecp", 0, "/ecp", "");
+
+    /* never above the root */
+    CHECK_URI("/..", 0, "/", "");
+    CHECK_URI("/../../..", 0, "/", "");
+    CHECK_URI("/../../etc/x", 0, "/etc/x", "");
+    CHECK_URI("/a/../../../b", 0, "/b", "");
+
+    /* a dot segment at the end leaves a directory */
+    CHECK_URI("/a/b/.", 0, "/a/b/", "");
+    CHECK_URI("/a/b/..", 0, "/a/", "");
+    CHECK_URI("/a/..", 0, "/", "");
+    CHECK_URI("/.", 0, "/", "");
+
+    /* dots inside names are names */
+    CHECK_URI("/a/..b/c", 0, "/a/..b/c", "");
+    CHECK_URI("/a/.b", 0, "/a/.b", "");
+    CHECK_URI("/a/b..c", 0, "/a/b..c", "");
+
+    /* dot segments in the query are data */
+    CHECK_URI("/a?/../b", 0, "/a", "/../b");
+}
+
+
+static void
+test_windows_names(void)
+{
+    /* Win32 drops trailing dots and spaces of a name */
+    CHECK_URI("/aspnet_client/shell.aspx.", 0, "/aspnet_client/shell.aspx",
+              "");
+    CHECK_URI("/aspnet_client/shell.aspx%20", 0,
+              "/aspnet_client/shell.aspx", "");
+    CHECK_URI("/aspnet_client/shell.aspx. .%20.", 0,
+              "/aspnet_client/shell.aspx", "");
+    CHECK_URI("/aspnet_client./shell.aspx", 0, "/aspnet_client/shell.aspx",
+              "");
+    CHECK_URI("/ecp%20/auth./x.aspx", 0, "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa/auth/x.aspx./", 0, "/owa/auth/x.aspx/", "");
+
+    /* NTFS alternate data streams */
+    CHECK_URI("/aspnet_client/x.aspx::$DATA", 0, "/aspnet_client/x.aspx",
+              "");
+    CHECK_URI("/aspnet_client/x.aspx:$DATA", 0, "/aspnet_client/x.aspx", "");
+    CHECK_URI("/aspnet_client/x.aspx%3a%3a$DATA", 0,
+              "/aspnet_client/x.aspx", "");
+    CHECK_URI("/aspnet_client/x.aspx::$DATA/y.js", 0,
+              "/aspnet_client/x.aspx/y.js", "");
+
+    /* a segment that is nothing but dots and spaces goes away */
+    CHECK_URI("/a/%20/b", 0, "/a/b", "");
+
+    /* a space inside a name stays */
+    CHECK_URI("/a%20b/c", 0, "/a b/c", "");
+}
+
+
+static void
+test_cookieless(void)
+{
+    CHECK_URI("/owa/(S(abc))/auth/x.aspx", 0, "/owa/auth/x.aspx", "");
+    CHECK_URI("/(S(abcdefghijklmnopqrstuvwx))/ecp/auth/x.aspx", 0,
+              "/ecp/auth/x.aspx", "");
+    CHECK_URI("/(A(x))/(F(y))/aspnet_client/x.aspx", 0,
+              "/aspnet_client/x.aspx", "");
+    CHECK_URI("/owa/(s(abc))/x", 0, "/owa/x", "");
+    CHECK_URI("/owa/%28S%28abc%29%29/x", 0, "/owa/x", "");
+    CHECK_URI("/owa/(S(abc))", 0, "/owa/", "");
+
+    /* not cookieless state: kept */
+    CHECK_URI("/owa/(abc)/x", 0, "/owa/(abc)/x", "");
+    CHECK_URI("/owa/(S(abc)/x", 0, "/owa/(S(abc)/x", "");
+}
+
+
+static void
+test_absolute_form(void)
+{
+    CHECK_URI("http://host/owa/x?y", 0, "/owa/x", "y");
+    CHECK_URI("https://mail.contoso.com/ecp/auth/x.aspx", 0,
+              "/ecp/auth/x.aspx", "");
+    CHECK_URI("HTTP://host:80/owa/../ecp/y.js", 0, "/ecp/y.js", "");
+    CHECK_URI("http://host", 0, "/", "");
+    CHECK_URI("http://host/", 0, "/", "");
+    CHECK_URI("http://host?x=1", 0, "/", "x=1");
+    CHECK_URI("http://user@host/a", 0, "/a", "");
+}
+
+
+static void
+test_overlong(void)
+{
+    /* C0 AF is an overlong '/', C1 9C an overlong '\' */
+    CHECK_URI("/a%c0%afb", 0, "/a/b", "");
+    CHECK_URI("/owa/..%c0%af..%c0%afecp/auth/x.aspx", 0,
+              "/ecp/auth/x.aspx", "");
+    CHECK_URI("/owa/..%c1%9c..%c1%9cecp", 0, "/ecp", "");
+    CHECK_URI("/owa/%c0%ae%c0%ae/ecp", 0, "/ecp", "");
+    CHECK_URI("/a\xc0\xaf" "b", 0, "/a/b", "");
+
+    /* a valid two-byte character is kept */
+    CHECK_URI("/caf%c3%a9", 0, "/caf\xc3\xa9", "");
+}
+
+
+static void
+test_invalid_escapes(void)
+{
+    CHECK_DEC("%zz", 3, 0, 0, "%zz");
+    CHECK_DEC("%4", 3, 0, 0, "%4");
+    CHECK_DEC("%", 3, 0, 0, "%");
+    CHECK_DEC("%%41", 3, 0, 0, "%A");
+    CHECK_DEC("%4g", 3, 0, 0, "%4g");
+
+    CHECK_URI("/a%zz", 0, "/a%zz", "");
+    CHECK_URI("/a%4", 0, "/a%4", "");
+    CHECK_URI("/a%", 0, "/a%", "");
+    CHECK_URI("/a?x=%zz&y=%4", 0, "/a", "x=%zz&y=%4");
+}
+
+
+static void
+test_nul(void)
+{
+    CHECK_DEC("a%00b", 3, 0, 0, "a\0b");
+    CHECK_DEC("%00%00", 3, 0, 0, "\0\0");
+    CHECK_DEC("%u0000", 3, 0, 0, "\0");
+
+    CHECK_URI("/a%00b", 0, "/a\0b", "");
+    CHECK_URI("/x.aspx%00.js", 0, "/x.aspx\0.js", "");
+    CHECK_URI("/a?x=%00y", 0, "/a", "x=\0y");
+}
+
+
+static void
+test_no_query_out(void)
+{
+    int               rc;
+    eg_str_t          p;
+    eg_alloc_t       *alloc;
+    eg_test_arena_t   arena;
+
+    alloc = eg_test_arena_init(&arena);
+
+    rc = eg_uri_normalize(eg_test_s("/a/../b?x=%2525252e"), 3, alloc, &p,
+                          NULL);
+    CHECK_INT(rc, 0);
+    CHECK_STR(p, "/b");
+
+    /* the engine takes its memory from the caller's allocator only */
+    CHECK(arena.nallocs > 0);
+
+    eg_test_arena_free(&arena);
+}
+
+
+/*
+ * A request-target without a leading '/' ("*", a relative reference from
+ * a tool or a fuzzer) is still a path from the root.  The second group
+ * also checks that the engine writes only inside the memory it asked for.
+ */
+
+static void
+test_relative(void)
+{
+    CHECK_URI("*", 0, "/*", "");
+    CHECK_URI("owa", 0, "/owa", "");
+    CHECK_URI("x?y", 0, "/x", "y");
+    CHECK_URI("./a/b", 0, "/a/b", "");
+}
+
+
+static void
+test_relative_segments(void)
+{
+    CHECK_URI("a/b", 0, "/a/b", "");
+    CHECK_URI("owa/auth/x.aspx", 0, "/owa/auth/x.aspx", "");
+}
+
+
+static void
+test_alloc_failure(void)
+{
+    int               rc;
+    eg_str_t          p, q;
+    eg_alloc_t       *alloc;
+    eg_test_arena_t   arena;
+
+    alloc = eg_test_arena_init(&arena);
+
+    arena.fail_after = 0;
+    rc = eg_url_decode(eg_test_s("%41"), 3, 0, alloc, &p);
+    CHECK_INT(rc, -1);
+    CHECK(p.data == NULL);
+
+    arena.fail_after = 0;
+    rc = eg_uri_normalize(eg_test_s("/a?b"), 3, alloc, &p, &q);
+    CHECK_INT(rc, -1);
+
+    arena.fail_after = 1;
+    rc = eg_uri_normalize(eg_test_s("/a?b"), 3, alloc, &p, &q);
+    CHECK_INT(rc, -1);
+
+    eg_test_arena_free(&arena);
+}
+
+
+int
+main(void)
+{
+    EG_RUN(test_decode);
+    EG_RUN(test_rounds);
+    EG_RUN(test_iis_u);
+    EG_RUN(test_plus);
+    EG_RUN(test_slashes);
+    EG_RUN(test_dots);
+    EG_RUN(test_windows_names);
+    EG_RUN(test_cookieless);
+    EG_RUN(test_absolute_form);
+    EG_RUN(test_overlong);
+    EG_RUN(test_invalid_escapes);
+    EG_RUN(test_nul);
+    EG_RUN(test_no_query_out);
+    EG_RUN(test_relative);
+    EG_RUN(test_relative_segments);
+    EG_RUN(test_alloc_failure);
+
+    return eg_test_done();
+}
