@@ -81,8 +81,26 @@ eg_backend_reason(eg_backend_e rc)
 static int
 eg_valid_host(eg_str_t host)
 {
-    size_t         i, label;
-    unsigned char  c;
+    size_t                i, label;
+    unsigned char         c;
+    static const unsigned char  ok[256] = {
+        ['-'] = 2, ['_'] = 1, ['.'] = 3,
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+        ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+        ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+        ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+        ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+        ['Y'] = 1, ['Z'] = 1,
+        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+        ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+        ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+        ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+        ['y'] = 1, ['z'] = 1
+    };
+
+    /* letters, digits, '-' inside labels, and '_' for NetBIOS-derived
+       Windows host names; labels of 1-63, names up to 253 bytes */
 
     if (host.len == 0 || host.len > EG_MAX_HOST) {
         return 0;
@@ -93,23 +111,25 @@ eg_valid_host(eg_str_t host)
     for (i = 0; i < host.len; i++) {
         c = host.data[i];
 
-        if (c == '.') {
+        switch (ok[c]) {
+
+        case 1:
+            break;
+
+        case 2:
+            if (label == 0) {
+                return 0;
+            }
+            break;
+
+        case 3:
             if (label == 0 || host.data[i - 1] == '-') {
                 return 0;
             }
             label = 0;
             continue;
-        }
 
-        /* NetBIOS-derived Windows host names may carry '_' */
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-              || (c >= '0' && c <= '9') || c == '-' || c == '_'))
-        {
-            return 0;
-        }
-
-        if (c == '-' && label == 0) {
+        default:
             return 0;
         }
 

@@ -38,7 +38,6 @@ eg_cookie_parse(const eg_str_t *headers, size_t nheaders, eg_cookie_t *out,
             eq = memchr(s, '=', semi - s);
 
             if (eq == NULL) {
-                eq = s;
                 if (eg_trim(s, semi).len == 0) {
                     s = semi + 1;
                     continue;
@@ -60,6 +59,78 @@ eg_cookie_parse(const eg_str_t *headers, size_t nheaders, eg_cookie_t *out,
         }
     }
 
+    return n;
+}
+
+
+/*
+ * The same parse, keeping only cookies the rule set names (all when a rule
+ * reads every name): a request pays for the cookies the rules ask about, not for
+ * the dozen others a browser sends.  Returns every cookie counted.
+ */
+
+size_t
+eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t max, const eg_ruleset_t *rs, size_t *stored)
+{
+    int                   want;
+    size_t                i, j, n, kept;
+    eg_str_t              name;
+    const unsigned char  *s, *end, *semi, *eq;
+
+    n = 0;
+    kept = 0;
+
+    for (i = 0; i < nheaders; i++) {
+        s = headers[i].data;
+        end = s + headers[i].len;
+
+        while (s < end) {
+            semi = memchr(s, ';', end - s);
+            if (semi == NULL) {
+                semi = end;
+            }
+
+            eq = memchr(s, '=', semi - s);
+
+            if (eq == NULL) {
+                if (eg_trim(s, semi).len) {
+                    n++;
+                }
+                s = semi + 1;
+                continue;
+            }
+
+            n++;
+            name = eg_trim(s, eq);
+
+            /* most names differ in length from every wanted one */
+
+            want = rs->all_cookies;
+
+            if (!want && (name.len < 64
+                          ? (rs->cookie_name_lens >> name.len) & 1
+                          : rs->cookie_name_lens & 1))
+            {
+                for (j = 0; j < rs->ncookie_names; j++) {
+                    if (eg_str_ieq(name, rs->cookie_names[j])) {
+                        want = 1;
+                        break;
+                    }
+                }
+            }
+
+            if (want && kept < max && n <= max) {
+                out[kept].name = name;
+                out[kept].value = eg_trim(eq + 1, semi);
+                kept++;
+            }
+
+            s = semi + 1;
+        }
+    }
+
+    *stored = kept;
     return n;
 }
 

@@ -82,8 +82,14 @@ typedef struct {
 #define EG_DEFAULT_DECODE_ROUNDS     3
 
 
+/*
+ * What a matching rule does.  EG_NOTE rules never decide anything: they
+ * are evaluated only for a request that is logged anyway, and listed in
+ * its line (Microsoft's EOMT patterns, for comparison).
+ */
 typedef enum {
     EG_PASS = 0,
+    EG_NOTE,
     EG_LOG,
     EG_BLOCK
 } eg_action_e;

@@ -51,6 +51,7 @@ typedef struct {
     eg_str_t             *args;      /* literals, lower case */
     size_t                nargs;
     pcre2_code           *re;
+    unsigned              jit;       /* re has JIT code */
 } eg_cond_t;
 
 #define EG_MAX_CONDS  16
@@ -87,7 +88,17 @@ struct eg_ruleset_s {
     pcre2_match_context  *mctx;
     pcre2_match_data     *md;
     pcre2_jit_stack      *jit_stack;
+
+    /* the cookie names rules ask for: only those are kept when parsing */
+    eg_str_t             *cookie_names;
+    size_t                ncookie_names;
+    uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
+    unsigned              all_cookies;   /* a rule reads every name */
 };
+
+size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t max, const eg_ruleset_t *rs, size_t *stored);
+int eg_path_plain(eg_str_t path);
 
 
 static inline unsigned char

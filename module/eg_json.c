@@ -312,7 +312,8 @@ eg_log_format(unsigned char *buf, const eg_log_event_t *ev)
         eg_raw(&o, i ? ",{" : "{");
         eg_key_str(&o, "id", m->rule->id, EG_LOG_VALUE_MAX, NULL);
         eg_raw(&o, m->rule->action == EG_BLOCK ? ",\"action\":\"block\","
-                                                : ",\"action\":\"log\",");
+                   : m->rule->action == EG_LOG ? ",\"action\":\"log\","
+                   : ",\"action\":\"note\",");
         eg_key_str(&o, "field", m->field, EG_LOG_VALUE_MAX, NULL);
         eg_raw(&o, ",");
         eg_key_str(&o, "value", m->value, EG_LOG_VALUE_MAX, NULL);

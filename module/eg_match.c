@@ -78,7 +78,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     for (i = 0; i < rs->nrules; i++) {
         r = rs->rules[i];
 
-        if (!eg_rule_matches(&st, r, &m)) {
+        if (r->action == EG_NOTE || !eg_rule_matches(&st, r, &m)) {
             continue;
         }
 
@@ -90,6 +90,26 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
         if (r->action > v->action) {
             v->action = r->action;
+        }
+    }
+
+    /* notes cost nothing on the requests that pass unlogged */
+
+    if (v->action < EG_LOG && v->limit == EG_LIMIT_NONE) {
+        return;
+    }
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+
+        if (r->action != EG_NOTE || !eg_rule_matches(&st, r, &m)) {
+            continue;
+        }
+
+        v->total++;
+
+        if (v->nmatches < EG_MAX_MATCHES) {
+            v->matches[v->nmatches++] = m;
         }
     }
 }
@@ -254,8 +274,14 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
         goto done;
 
     case EG_OP_REGEX:
-        rc = pcre2_match(c->re, s.data ? s.data : (const unsigned char *) "",
-                         s.len, 0, 0, st->rs->md, st->rs->mctx);
+        if (s.data == NULL) {
+            s.data = (const unsigned char *) "";
+        }
+
+        rc = c->jit ? pcre2_jit_match(c->re, s.data, s.len, 0, 0,
+                                      st->rs->md, st->rs->mctx)
+                    : pcre2_match(c->re, s.data, s.len, 0, 0, st->rs->md,
+                                  st->rs->mctx);
         if (rc == PCRE2_ERROR_NOMATCH) {
             rc = 0;
             goto done;
@@ -676,10 +702,10 @@ eg_need_cookies(eg_state_t *st)
         return 0;
     }
 
-    st->ncookies = eg_cookie_parse(hdrs, n, st->cookies, max);
-
-    if (st->ncookies > max) {
-        st->ncookies = max;
+    if (eg_cookie_parse_names(hdrs, n, st->cookies, max, st->rs,
+                              &st->ncookies)
+        > max)
+    {
         eg_limit(st, EG_LIMIT_COOKIES);
     }
 

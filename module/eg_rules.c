@@ -80,6 +80,7 @@ static int eg_error(eg_parser_t *p, const char *fmt, ...);
 static eg_str_t eg_dup(eg_parser_t *p, eg_str_t s, int lower);
 static int eg_push(void ***arr, size_t *n, size_t *nalloc, void *item);
 static const eg_rule_t *eg_find_rule(eg_parser_t *p, eg_str_t id);
+static int eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p);
 
 
 void *
@@ -162,6 +163,7 @@ eg_ruleset_free(eg_ruleset_t *rs)
 
     free(rs->codes);
     free(rs->rules);
+    free(rs->cookie_names);
     eg_mem_free(rs->mem);
     pcre2_match_context_free(rs->mctx);
     pcre2_match_data_free(rs->md);
@@ -333,6 +335,11 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
             eg_mem_free(p.mem);
             return -1;
         }
+    }
+
+    if (eg_collect_cookie_names(rs, &p) != 0) {
+        snprintf(err, errlen, "%s: out of memory", name);
+        goto failed;
     }
 
     memcpy(rs->rules + rs->nrules, p.rules, p.nrules * sizeof(eg_rule_t *));
@@ -720,8 +727,12 @@ eg_parse_keyword(eg_parser_t *p, eg_token_t *t, size_t n)
         } else if (n == 2 && eg_word_is(t[1].s, "log")) {
             r->action = EG_LOG;
 
+        } else if (n == 2 && eg_word_is(t[1].s, "note")) {
+            r->action = EG_NOTE;
+
         } else {
-            return eg_error(p, "\"action\" takes \"block\" or \"log\"");
+            return eg_error(p, "\"action\" takes \"block\", \"log\" or "
+                            "\"note\"");
         }
 
         p->seen |= EG_SEEN_ACTION;
@@ -1002,7 +1013,7 @@ eg_compile_regex(eg_parser_t *p, eg_cond_t *c, eg_str_t src)
     }
 
     /* JIT may be unavailable on the platform: interpretation still works */
-    (void) pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE);
+    c->jit = (pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE) == 0);
 
     return 0;
 }
@@ -1030,6 +1041,68 @@ eg_find_rule(eg_parser_t *p, eg_str_t id)
     }
 
     return NULL;
+}
+
+
+/*
+ * The cookie names the new rules ask for join the set's list, so that the
+ * Cookie parser keeps only those.  The names live in the parser's memory,
+ * which the set adopts on success.
+ */
+
+static int
+eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p)
+{
+    size_t      i, j, k, n;
+    eg_str_t   *names;
+    eg_cond_t  *c;
+
+    n = rs->ncookie_names;
+    for (i = 0; i < p->nrules; i++) {
+        n += p->rules[i]->nconds;
+    }
+
+    names = malloc((n ? n : 1) * sizeof(eg_str_t));
+    if (names == NULL) {
+        return -1;
+    }
+
+    if (rs->ncookie_names) {
+        memcpy(names, rs->cookie_names, rs->ncookie_names * sizeof(eg_str_t));
+    }
+
+    n = rs->ncookie_names;
+
+    for (i = 0; i < p->nrules; i++) {
+        for (j = 0; j < p->rules[i]->nconds; j++) {
+            c = &p->rules[i]->conds[j];
+
+            if (c->field == EG_F_COOKIE_NAMES) {
+                rs->all_cookies = 1;
+            }
+
+            if (c->field != EG_F_COOKIE && c->field != EG_F_PARAM) {
+                continue;
+            }
+
+            for (k = 0; k < n; k++) {
+                if (eg_str_ieq(names[k], c->key)) {
+                    break;
+                }
+            }
+
+            if (k == n) {
+                names[n++] = c->key;
+                rs->cookie_name_lens |= (c->key.len < 64)
+                                        ? (uint64_t) 1 << c->key.len : 1;
+            }
+        }
+    }
+
+    free(rs->cookie_names);
+    rs->cookie_names = names;
+    rs->ncookie_names = n;
+    return 0;
 }
 
 

@@ -29,6 +29,15 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
     out->data = NULL;
     out->len = 0;
 
+    /* nothing to decode: the input is the answer, no copy */
+
+    if (memchr(in.data, '%', in.len) == NULL
+        && (!plus_is_space || memchr(in.data, '+', in.len) == NULL))
+    {
+        *out = in;
+        return 0;
+    }
+
     buf = alloc->alloc(alloc->ctx, in.len + 1);
     if (buf == NULL) {
         return -1;
@@ -106,14 +115,33 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
 
     rc = 0;
 
-    if (eg_url_decode(p, rounds, 0, alloc, path) != 0) {
-        if (path->data == NULL) {
-            return -1;
-        }
-        rc = -1;
-    }
+    if (eg_path_plain(p)) {
+        *path = p;
 
-    path->len = eg_path_canonical((unsigned char *) path->data, path->len);
+    } else {
+        unsigned char  *copy;
+
+        /* canonicalization works in place: decode into a copy */
+
+        if (eg_url_decode(p, rounds, 0, alloc, path) != 0) {
+            if (path->data == NULL) {
+                return -1;
+            }
+            rc = -1;
+        }
+
+        if (path->data == p.data) {
+            copy = alloc->alloc(alloc->ctx, p.len + 1);
+            if (copy == NULL) {
+                return -1;
+            }
+            memcpy(copy, p.data, p.len);
+            path->data = copy;
+        }
+
+        path->len = eg_path_canonical((unsigned char *) path->data,
+                                      path->len);
+    }
 
     if (query) {
         if (eg_url_decode(q, rounds, 1, alloc, query) != 0) {
@@ -122,6 +150,67 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     }
 
     return rc;
+}
+
+
+/*
+ * 1 if IIS would read the path exactly as sent: it starts with '/', and has
+ * no escapes, no backslash, no empty or dot segments, no segment ending in
+ * a dot or space, no stream or cookieless syntax, no control or 8-bit
+ * bytes.  Most requests are like that and skip normalization entirely.
+ */
+
+int
+eg_path_plain(eg_str_t path)
+{
+    size_t                i;
+    const unsigned char  *s = path.data;
+    static const unsigned char  special[256] = {
+        /* control bytes and space */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        /*  ! " # $ % & ' ( ) * + , - . / */
+        1, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 2, 2,
+        /* 0-9 : ; < = > ? */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        /* P-Z [ \ ] ^ _ */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        /* p-z { | } ~ DEL */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+        /* 8-bit */
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+    };
+
+    if (path.len == 0 || s[0] != '/') {
+        return 0;
+    }
+
+    for (i = 1; i < path.len; i++) {
+        switch (special[s[i]]) {
+        case 0:
+            continue;
+        case 1:
+            return 0;
+        default:
+            /* '/' or '.': no "//", "/.", "./" and no final '.' */
+            if (s[i] == '/' ? (s[i - 1] == '/' || s[i - 1] == '.')
+                            : (s[i - 1] == '/' || i + 1 == path.len))
+            {
+                return 0;
+            }
+        }
+    }
+
+    return 1;
 }
 
 

@@ -439,8 +439,8 @@ test_fields(void)
               "\"match\" needs a field and an operator");
     CHECK_ERR(HEAD "    match\n", 5, "\"match\" needs a field and an operator");
 
-    CHECK_ERR(HEAD "    match body contains x\n", 5,
-              "unknown field \"body\"");
+    CHECK_ERR(HEAD "    match bogus contains x\n", 5,
+              "unknown field \"bogus\"");
     CHECK_ERR(HEAD "    match Path prefix /\n", 5, "unknown field \"Path\"");
     CHECK_ERR(HEAD "    match cookiex:a present\n", 5,
               "unknown field \"cookiex:a\"");
@@ -490,8 +490,7 @@ test_operators(void)
     CHECK_ERR(HEAD "    match cookie:a backend x\n", 5,
               "operator \"backend\" takes no arguments");
     CHECK_ERR(HEAD "    match path present\n", 5,
-              "operator \"present\" applies only to cookie:, header: and "
-              "arg:");
+              "operator \"present\" applies only to cookie:, header:");
     CHECK_ERR(HEAD "    match cookies present\n", 5,
               "operator \"present\" applies only to");
     CHECK_ERR(HEAD "    match arg:a backend\n", 5,
@@ -500,6 +499,11 @@ test_operators(void)
               "operator \"backend\" applies only to");
     CHECK_ERR(HEAD "    match path not backend\n", 5,
               "operator \"backend\" applies only to");
+
+    CHECK_ERR(HEAD "    match client untrusted x\n", 5,
+              "operator \"untrusted\" takes no arguments");
+    CHECK_ERR(HEAD "    match path untrusted\n", 5,
+              "operator \"untrusted\" applies only to the client field");
 
     CHECK_ERR(HEAD "    match path regex a b\n", 5,
               "operator \"regex\" takes exactly one pattern");

@@ -1,0 +1,1063 @@
+/*
+ * Unit tests of eg_eval(): small in-memory rule sets against request views.
+ */
+
+#include <time.h>
+
+#include "eg_test.h"
+
+
+#define MAXH  80
+
+typedef struct {
+    eg_header_t           h[MAXH];
+    eg_request_t          req;
+} req_t;
+
+
+static eg_ruleset_t *rules(const char *text, const char *file, int line);
+static eg_request_t *req(req_t *r, const char *method, const char *target,
+    ...);
+static const char *ids(const eg_verdict_t *v, char *buf, size_t size);
+static double now(void);
+static void test_backend_cookie(void);
+static void test_backend_list(void);
+static void test_not(void);
+static void test_headers(void);
+static void test_cookie_names(void);
+static void test_cookies_raw(void);
+static void test_args(void);
+static void test_param(void);
+static void test_limit_cookies(void);
+static void test_limit_header_bytes(void);
+static void test_limit_decode(void);
+static void test_limit_regex(void);
+static void test_actions(void);
+static void test_report(void);
+static void test_alloc_failure(void);
+
+
+#define RULES(text)  rules(text, __FILE__, __LINE__)
+
+/* the ids of v->matches[], comma-separated */
+#define CHECK_IDS(v, expected)                                                \
+    CHECK_STR(ids(v, idbuf, sizeof(idbuf)), expected)
+
+#define RULE(id, action, match)                                               \
+    "rule " id "\n"                                                           \
+    "    name \"" id "\"\n"                                                   \
+    "    cve CVE-2021-26855\n"                                                \
+    "    action " action "\n"                                                 \
+    match                                                                     \
+    "end\n"
+
+
+static eg_ruleset_t *
+rules(const char *text, const char *file, int line)
+{
+    char           err[1024];
+    eg_ruleset_t  *rs;
+
+    rs = eg_ruleset_new();
+    if (rs == NULL) {
+        eg_test_fail(file, line, "eg_ruleset_new() failed");
+        exit(2);
+    }
+
+    if (eg_ruleset_load_buffer(rs, "test.rules",
+                               (const unsigned char *) text, strlen(text),
+                               err, sizeof(err))
+        != 0)
+    {
+        eg_test_fail(file, line, "rules: %s", err);
+        exit(2);
+    }
+
+    return rs;
+}
+
+
+/* a request; the varargs are header name, value pairs ending with NULL */
+
+static eg_request_t *
+req(req_t *r, const char *method, const char *target, ...)
+{
+    size_t       n;
+    va_list      args;
+    const char  *name;
+
+    memset(r, 0, sizeof(req_t));
+
+    va_start(args, target);
+
+    for (n = 0; n < MAXH; n++) {
+        name = va_arg(args, const char *);
+        if (name == NULL) {
+            break;
+        }
+        r->h[n].name = eg_test_s(name);
+        r->h[n].value = eg_test_s(va_arg(args, const char *));
+    }
+
+    va_end(args);
+
+    r->req.method = eg_test_s(method);
+    r->req.target = eg_test_s(target);
+    r->req.headers = r->h;
+    r->req.nheaders = n;
+    r->req.client_addr = eg_test_s("192.0.2.1");
+    r->req.body_state = EG_BODY_NONE;
+
+    return &r->req;
+}
+
+
+static const char *
+ids(const eg_verdict_t *v, char *buf, size_t size)
+{
+    size_t    i, n;
+    eg_str_t  id;
+
+    n = 0;
+    buf[0] = '\0';
+
+    for (i = 0; i < v->nmatches && i < EG_MAX_MATCHES; i++) {
+        id = eg_rule_id(v->matches[i].rule);
+        n += snprintf(buf + n, size - n, "%s%.*s", i ? "," : "",
+                      (int) id.len, id.data);
+        if (n >= size) {
+            break;
+        }
+    }
+
+    return buf;
+}
+
+
+static double
+now(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+
+static void
+test_backend_cookie(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n")
+               RULE("T-ANON", "block",
+                    "    match cookie:X-AnonResource-Backend backend\n")
+               RULE("T-OVR", "block",
+                    "    match cookie:X-BackEndOverrideCookie backend\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* legitimate traffic passes */
+
+    eg_eval(rs, req(&r, "GET", "/ecp/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01.contoso.local~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+    CHECK_INT(v.nmatches, 0);
+
+    eg_eval(rs, req(&r, "GET", "/owa/auth/x.js", "Cookie",
+                    "X-AnonResource=true; X-AnonResource-Backend="
+                    "EX01.contoso.local~1941962752; "
+                    "X-BackEndOverrideCookie=ex02~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+
+    /* X-BackEndCookie holds SID=token values: never checked */
+    eg_eval(rs, req(&r, "GET", "/owa/", "Cookie",
+                    "X-BackEndCookie=S-1-5-21-2125-500=u56Lnp2ejJqBmZ3Gz8b"
+                    "Jzs7GgZ3Gz8vJzZvHzsrL@/+=&a; X-BackEndCookie2="
+                    "localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/owa/", "Cookie",
+                    "X-BackEndCookie=localhost~1; X-BEResource2=localhost~1; "
+                    "XX-BEResource=localhost~1", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+
+    /* ',' separates nothing for ASP.NET: this is one cookie, "a" */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "a=1, X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+
+    /* a name alone is an empty name */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "X-BEResource", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+
+    /* exploit values are refused, with the field and the value */
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_INT(v.nmatches, 1);
+    CHECK_INT(v.total, 1);
+    CHECK_IDS(&v, "T-BE");
+    CHECK_STR(v.matches[0].field, "cookie:X-BEResource");
+    CHECK_STR(v.matches[0].value, "localhost~1942062522");
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+
+    eg_eval(rs, req(&r, "POST", "/ecp/x.js", "Cookie",
+                    "X-BEResource=Admin@ex.contoso.local:444/mapi/emsmdb?"
+                    "MailboxId=x@y&a=~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_STR(v.matches[0].value, "Admin@ex.contoso.local:444/mapi/emsmdb?"
+              "MailboxId=x@y&a=~1942062522");
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=localhost?x=~4711", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=attacker.example#~1", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "X-BEResource=",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+
+    /* any case, white space, several headers, a second cookie */
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "cookie",
+                    "  x-beresource =\tlocalhost~1942062522 ;", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_STR(v.matches[0].value, "localhost~1942062522");
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "a=1",
+                    "X-Other", "x", "COOKIE", "X-BEResource=127.0.0.1~1",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01.contoso.local~1942062522; "
+                    "X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_STR(v.matches[0].value, "localhost~1942062522");
+
+    /* the nmap script of CSS-Exchange */
+    eg_eval(rs, req(&r, "GET", "/owa/auth/x.js", "Cookie",
+                    "X-AnonResource=true; X-AnonResource-Backend=localhost/"
+                    "ecp/default.flt?~3; X-BEResource=localhost/owa/auth/"
+                    "logon.aspx?~3;", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_IDS(&v, "T-BE,T-ANON");
+    CHECK_INT(v.total, 2);
+
+    eg_eval(rs, req(&r, "POST", "/EWS/Exchange.asmx", "Cookie",
+                    "X-BackEndOverrideCookie=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-OVR");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_backend_list(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+    static const eg_str_t  backends[] = {
+        eg_string("EX01.contoso.local"),
+        eg_string("ex02.contoso.local")
+    };
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+    opts.backends = backends;
+    opts.nbackends = 2;
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=ex01.CONTOSO.local~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=ex03.contoso.local~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_IDS(&v, "T-BE");
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* "not" on a field with several values holds when no value matches */
+
+static void
+test_not(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-NOT", "block",
+                    "    match method is GET\n"
+                    "    match header:X-Test not is good\n")
+               RULE("T-NOTC", "log",
+                    "    match cookie:X-A not prefix ok\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", "X-Test", "bad", "X-Test", "GOOD",
+                    "Cookie", "X-A=ok1", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/", "X-Test", "bad", "X-Test", "worse",
+                    "Cookie", "X-A=ok1; x-a=bad", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NOT");
+    /* the report names the last positive line */
+    CHECK_STR(v.matches[0].field, "method");
+    CHECK_STR(v.matches[0].value, "GET");
+
+    /* no value at all: none matches */
+    eg_eval(rs, req(&r, "GET", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NOT,T-NOTC");
+    CHECK_STR(v.matches[1].field, "cookie:X-A");
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "X-A=bad; X-A=worse",
+                    "X-Test", "good", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NOTC");
+    CHECK_INT(v.action, EG_LOG);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_headers(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-UA", "log",
+                    "    match header:User-Agent prefix antSword/ "
+                    "ExchangeServicesClient/0.0.0.0\n")
+               RULE("T-HP", "log",
+                    "    match header:X-OWA-ExplicitLogonUser present\n")
+               RULE("T-HB", "block",
+                    "    match header:X-AnchorMailbox backend\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "POST", "/ecp/y.js", "user-agent", "AntSword/v2.1",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-UA");
+    CHECK_STR(v.matches[0].field, "header:User-Agent");
+    CHECK_STR(v.matches[0].value, "AntSword/v2.1");
+
+    eg_eval(rs, req(&r, "POST", "/", "User-Agent", "Mozilla/5.0",
+                    "USER-AGENT", "exchangeservicesclient/0.0.0.0", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-UA");
+    CHECK_STR(v.matches[0].value, "exchangeservicesclient/0.0.0.0");
+
+    eg_eval(rs, req(&r, "POST", "/", "X-User-Agent", "antSword/v2.1",
+                    "User-Agent", "Mozilla/5.0 antSword/", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "POST", "/owa/u@d/powershell",
+                    "x-owa-explicitlogonuser", "", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-HP");
+    CHECK_STR(v.matches[0].value, "");
+
+    eg_eval(rs, req(&r, "GET", "/", "X-AnchorMailbox", "localhost~1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-HB");
+
+    eg_eval(rs, req(&r, "GET", "/", "X-AnchorMailbox", "ex01~1", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_cookie_names(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-CN", "log",
+                    "    match cookie-names is X-AnonResource-Backend\n")
+               RULE("T-CN2", "log",
+                    "    match cookie-names contains evil\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie",
+                    "a=evil; x-anonresource-backend =x", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-CN");
+    CHECK_STR(v.matches[0].field, "cookie-names");
+    CHECK_STR(v.matches[0].value, "x-anonresource-backend");
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "X-AnonResource-Backend2=x",
+                    "Cookie", "myEVILcookie=1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-CN2");
+    CHECK_STR(v.matches[0].value, "myEVILcookie");
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "evil", NULL), &opts, alloc,
+            &v);
+    CHECK_INT(v.total, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* "cookies" is the raw header; several headers are joined with "; " */
+
+static void
+test_cookies_raw(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-RAW", "log",
+                    "    match cookies contains \"A=1; b=2\"\n")
+               RULE("T-RE", "log",
+                    "    match cookies regex '^a=1; B=2$'\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "a=1", "Cookie", "b=2", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-RAW,T-RE");
+    CHECK_STR(v.matches[0].field, "cookies");
+    CHECK_STR(v.matches[0].value, "a=1; b=2");
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "a=1; b=2", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-RAW,T-RE");
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "a=1;b=2", NULL), &opts,
+            alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "x=0; a=1; b=2", "Cookie",
+                    "c=3", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-RAW");
+    CHECK_STR(v.matches[0].value, "x=0; a=1; b=2; c=3");
+
+    eg_eval(rs, req(&r, "GET", "/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_args(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-EMAIL", "block",
+                    "    match arg:Email prefix autodiscover/\n")
+               RULE("T-Q", "log",
+                    "    match arg:q is \"a b\"\n")
+               RULE("T-P", "log",
+                    "    match arg:flag present\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* ProxyShell */
+    eg_eval(rs, req(&r, "GET", "/autodiscover/autodiscover.json?@x.com/mapi"
+                    "/nspi/?&Email=autodiscover/autodiscover.json%3F@x.com",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-EMAIL");
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_STR(v.matches[0].field, "arg:Email");
+    CHECK_STR(v.matches[0].value, "autodiscover/autodiscover.json?@x.com");
+
+    eg_eval(rs, req(&r, "GET", "/a?email=Autodiscover/x", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-EMAIL");
+
+    eg_eval(rs, req(&r, "GET", "/a?x=1&%45mail=autodiscover/x", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-EMAIL");
+
+    eg_eval(rs, req(&r, "GET", "/a?Email=%61utodiscover%2Fx", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-EMAIL");
+
+    eg_eval(rs, req(&r, "GET", "/a?Email=%2561utodiscover/x", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-EMAIL");
+
+    /* legitimate autodiscover */
+    eg_eval(rs, req(&r, "GET", "/autodiscover/autodiscover.json?Email=u@d&"
+                    "Protocol=ActiveSync&RedirectCount=3", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/a?Emailx=autodiscover/&xEmail=autodiscover/"
+                    "&autodiscover/", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/autodiscover/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    /* '+' is a space, %2B is a '+' */
+    eg_eval(rs, req(&r, "GET", "/a?q=a+b", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q");
+    CHECK_STR(v.matches[0].value, "a b");
+
+    eg_eval(rs, req(&r, "GET", "/a?Q=A%20B", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q");
+
+    eg_eval(rs, req(&r, "GET", "/a?q=a%2Bb&q=c", NULL), &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/a?q=x&q=a+b", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q");
+
+    eg_eval(rs, req(&r, "GET", "/a?fl%61g", NULL), &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/a?flag=", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* ASP.NET Request.Params["Email"] also reads cookies (mitigations.md 1) */
+
+static void
+test_param(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-PARAM", "block",
+                    "    match param:Email prefix autodiscover\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/autodiscover/autodiscover.json?a=1",
+                    "Cookie", "Email=autodiscover/autodiscover.json?a=r@r.rr",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-PARAM");
+
+    eg_eval(rs, req(&r, "GET", "/x?Email=Autodiscover/x", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-PARAM");
+
+    eg_eval(rs, req(&r, "GET", "/x?Email=u@d", "Cookie", "Email=u@d", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_limit_cookies(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+    opts.max_cookies = 4;
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "a=1; X-BEResource=localhost~1; c=3; d=4; e=5; f=6; "
+                    "g=7; h=8; i=9; j=10", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_COOKIES);
+    CHECK(v.limit_rule == eg_ruleset_rule(rs, 0));
+    CHECK_IDS(&v, "T-BE");
+
+    /* four cookies are within the limit */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "a=1; b=2",
+                    "Cookie", "c=3; d=4", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+
+    /* five across two headers are not */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "a=1; b=2",
+                    "Cookie", "c=3; d=4; e=5", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_COOKIES);
+
+    /* the default: 256 */
+    opts.max_cookies = 0;
+    {
+        int    i, n;
+        char  *h;
+
+        h = malloc(300 * 16);
+        if (h == NULL) {
+            CHECK(h != NULL);
+
+        } else {
+            n = 0;
+            for (i = 0; i < 257; i++) {
+                n += sprintf(h + n, "c%d=%d; ", i, i);
+            }
+
+            eg_eval(rs, req(&r, "GET", "/", "Cookie", h, NULL), &opts,
+                    alloc, &v);
+            CHECK_INT(v.limit, EG_LIMIT_COOKIES);
+
+            n = 0;
+            for (i = 0; i < 256; i++) {
+                n += sprintf(h + n, "c%d=%d; ", i, i);
+            }
+
+            eg_eval(rs, req(&r, "GET", "/", "Cookie", h, NULL), &opts,
+                    alloc, &v);
+            CHECK_INT(v.limit, EG_LIMIT_NONE);
+
+            free(h);
+        }
+    }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_limit_header_bytes(void)
+{
+    char              idbuf[256], *big;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+    opts.max_header_bytes = 64;
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01.contoso.local~1942062522; "
+                    "padding=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
+    CHECK(v.limit_rule == eg_ruleset_rule(rs, 0));
+
+    /* within the bound */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01.contoso.local~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+    CHECK_INT(v.action, EG_PASS);
+
+    /* the headers before the bound are still inspected */
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=localhost~1", "Cookie",
+                    "padding=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                    NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
+    CHECK_IDS(&v, "T-BE");
+
+    /* the default: 65536 */
+    opts.max_header_bytes = 0;
+    big = malloc(70001);
+    if (big) {
+        memset(big, 'x', 70000);
+        big[70000] = '\0';
+        memcpy(big, "a=", 2);
+
+        eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", big, NULL), &opts,
+                alloc, &v);
+        CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
+
+        big[65536] = '\0';
+        eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", big, NULL), &opts,
+                alloc, &v);
+        CHECK_INT(v.limit, EG_LIMIT_NONE);
+
+        free(big);
+    }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_limit_decode(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-M", "log", "    match method is GET\n")
+               RULE("T-AUTH", "block", "    match path prefix /ecp/auth/\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* three layers decode */
+    eg_eval(rs, req(&r, "GET", "/ecp/%252561uth/x.aspx", NULL), &opts,
+            alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+    CHECK_IDS(&v, "T-M,T-AUTH");
+    CHECK_STR(v.path, "/ecp/auth/x.aspx");
+
+    /* four do not */
+    eg_eval(rs, req(&r, "GET", "/ecp/%25252561uth/x.aspx", NULL), &opts,
+            alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_DECODE_ROUNDS);
+    CHECK(v.limit_rule == eg_ruleset_rule(rs, 1));
+
+    eg_eval(rs, req(&r, "GET", "/ecp/x?a=%2525252e", NULL), &opts, alloc,
+            &v);
+    CHECK_INT(v.limit, EG_LIMIT_DECODE_ROUNDS);
+
+    /* the bound is an option */
+    opts.decode_rounds = 1;
+    eg_eval(rs, req(&r, "GET", "/ecp/%2561uth/x.aspx", NULL), &opts, alloc,
+            &v);
+    CHECK_INT(v.limit, EG_LIMIT_DECODE_ROUNDS);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/%61uth/x.aspx", NULL), &opts, alloc,
+            &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+    CHECK_IDS(&v, "T-M,T-AUTH");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_limit_regex(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    double            t;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+    static const char  evil[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!";
+
+    rs = RULES(RULE("T-M", "log", "    match method is GET\n")
+               RULE("T-RE", "block",
+                    "    match header:X-A regex '(a+)+$'\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* harmless input */
+    eg_eval(rs, req(&r, "GET", "/", "X-A", "baaa", NULL), &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+    CHECK_IDS(&v, "T-M,T-RE");
+
+    /* with the default limits */
+    t = now();
+    eg_eval(rs, req(&r, "GET", "/", "X-A", evil, NULL), &opts, alloc, &v);
+    t = now() - t;
+    CHECK_INT(v.limit, EG_LIMIT_REGEX);
+    CHECK(t < 2.0);
+
+    /* with low limits */
+    eg_ruleset_set_regex_limits(rs, 1000, 100);
+
+    t = now();
+    eg_eval(rs, req(&r, "GET", "/", "X-A", evil, NULL), &opts, alloc, &v);
+    t = now() - t;
+    CHECK_INT(v.limit, EG_LIMIT_REGEX);
+    CHECK(v.limit_rule == eg_ruleset_rule(rs, 1));
+    CHECK(t < 0.5);
+    CHECK_IDS(&v, "T-M");
+    CHECK_INT(v.action, EG_LOG);
+
+    eg_eval(rs, req(&r, "GET", "/", "X-A", "baaa", NULL), &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_NONE);
+    CHECK_IDS(&v, "T-M,T-RE");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_actions(void)
+{
+    int               i, n;
+    char              idbuf[256], text[4096];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-LOG1", "log", "    match method is GET\n")
+               RULE("T-BLOCK", "block", "    match method is GET\n")
+               RULE("T-LOG2", "log", "    match path prefix /\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_INT(v.nmatches, 3);
+    CHECK_INT(v.total, 3);
+    CHECK_IDS(&v, "T-LOG1,T-BLOCK,T-LOG2");
+
+    eg_eval(rs, req(&r, "POST", "/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.action, EG_LOG);
+    CHECK_IDS(&v, "T-LOG2");
+
+    /* a verdict is reset by every evaluation */
+    eg_eval(rs, req(&r, "POST", "", NULL), &opts, alloc, &v);
+    CHECK_INT(v.action, EG_LOG);
+    eg_eval(rs, req(&r, "GET", "/", NULL), &opts, alloc, &v);
+    eg_eval(rs, req(&r, "PUT", "/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.nmatches, 1);
+    CHECK_INT(v.action, EG_LOG);
+
+    eg_ruleset_free(rs);
+
+    /* more matches than EG_MAX_MATCHES: the first ones listed, all counted */
+
+    n = 0;
+    for (i = 0; i < 10; i++) {
+        n += snprintf(text + n, sizeof(text) - n,
+                      "rule R%d\n name \"r\"\n cve CVE-2021-26855\n"
+                      " action %s\n match method is GET\nend\n", i,
+                      i == 9 ? "block" : "log");
+    }
+
+    rs = RULES(text);
+
+    eg_eval(rs, req(&r, "GET", "/", NULL), &opts, alloc, &v);
+    CHECK_INT(v.nmatches, EG_MAX_MATCHES);
+    CHECK_INT(v.total, 10);
+    CHECK_IDS(&v, "R0,R1,R2,R3,R4,R5,R6,R7");
+    CHECK_INT(v.action, EG_BLOCK);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+static void
+test_report(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-PL", "block",
+                    "    match method not is GET HEAD\n"
+                    "    match path suffix .js .css\n"
+                    "    match cookie:X-BEResource backend\n")
+               RULE("T-Q", "log",
+                    "    match query contains powershell\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "POST", "/ecp/%79.js?a=b+c%50owershell", "Cookie",
+                    "X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-PL,T-Q");
+    CHECK_STR(v.matches[0].field, "cookie:X-BEResource");
+    CHECK_STR(v.matches[0].value, "localhost~1942062522");
+    CHECK_STR(v.matches[1].field, "query");
+    CHECK_STR(v.matches[1].value, "a=b cPowershell");
+    CHECK_STR(v.path, "/ecp/y.js");
+    CHECK_STR(v.query, "a=b cPowershell");
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* no memory: no crash, no verdict made up from nothing */
+
+static void
+test_alloc_failure(void)
+{
+    int               i;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n")
+               RULE("T-P", "block", "    match path prefix /ecp/auth\n")
+               RULE("T-A", "block", "    match arg:x is 1\n")
+               RULE("T-C", "block", "    match cookies contains a\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    for (i = 0; i < 6; i++) {
+        arena.fail_after = i;
+        eg_eval(rs, req(&r, "GET", "/ecp/auth/?x=1", "Cookie", "a=1",
+                        "Cookie", "X-BEResource=EX01~1", NULL),
+                &opts, alloc, &v);
+        CHECK(v.nmatches <= 3);
+    }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+int
+main(void)
+{
+    EG_RUN(test_backend_cookie);
+    EG_RUN(test_backend_list);
+    EG_RUN(test_not);
+    EG_RUN(test_headers);
+    EG_RUN(test_cookie_names);
+    EG_RUN(test_cookies_raw);
+    EG_RUN(test_args);
+    EG_RUN(test_param);
+    EG_RUN(test_limit_cookies);
+    EG_RUN(test_limit_header_bytes);
+    EG_RUN(test_limit_decode);
+    EG_RUN(test_limit_regex);
+    EG_RUN(test_actions);
+    EG_RUN(test_report);
+    EG_RUN(test_alloc_failure);
+
+    return eg_test_done();
+}
