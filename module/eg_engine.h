@@ -75,11 +75,15 @@ typedef struct {
     size_t                nbackends;
     const eg_cidr_t      *trusted;           /* exchange_guard_trusted_networks */
     size_t                ntrusted;
+    uint32_t              match_limit;       /* PCRE2, default 100000 */
+    uint32_t              depth_limit;       /* PCRE2, default 10000 */
 } eg_options_t;
 
 #define EG_DEFAULT_MAX_COOKIES       256
 #define EG_DEFAULT_MAX_HEADER_BYTES  65536
 #define EG_DEFAULT_DECODE_ROUNDS     3
+#define EG_DEFAULT_MATCH_LIMIT       100000
+#define EG_DEFAULT_DEPTH_LIMIT       10000
 
 
 /*

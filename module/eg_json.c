@@ -156,8 +156,8 @@ eg_log_size(const eg_log_event_t *ev)
     const eg_verdict_t  *v = ev->verdict;
     const eg_rule_t     *r;
 
-    /* the fixed text, numbers and the timestamp */
-    n = 1024;
+    /* the fixed text, numbers, the timestamp and the limit's rule id */
+    n = 1024 + 6 * 64;
 
     /* escaping writes at most 6 bytes per input byte */
 
@@ -303,6 +303,14 @@ eg_log_format(unsigned char *buf, const eg_log_event_t *ev)
         eg_raw(&o, "\"limit\":\"");
         eg_raw(&o, limits[v->limit]);
         eg_raw(&o, "\",");
+
+        /* which rule was being evaluated, e.g. a regex that ran too long */
+
+        if (v->limit_rule) {
+            eg_key_str(&o, "limit_rule", v->limit_rule->id,
+                       EG_LOG_VALUE_MAX, NULL);
+            eg_raw(&o, ",");
+        }
     }
 
     eg_raw(&o, "\"matches\":[");

@@ -21,8 +21,6 @@
 #define EG_MAX_ID_LEN      64
 #define EG_MAX_NAME_LEN    256
 
-#define EG_DEFAULT_MATCH_LIMIT  100000
-#define EG_DEFAULT_DEPTH_LIMIT  10000
 
 
 struct eg_mem_s {

@@ -119,28 +119,32 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
         *path = p;
 
     } else {
-        unsigned char  *copy;
+        eg_str_t        dec;
+        unsigned char  *buf;
 
-        /* canonicalization works in place: decode into a copy */
-
-        if (eg_url_decode(p, rounds, 0, alloc, path) != 0) {
-            if (path->data == NULL) {
+        if (eg_url_decode(p, rounds, 0, alloc, &dec) != 0) {
+            if (dec.data == NULL) {
+                path->data = NULL;
+                path->len = 0;
                 return -1;
             }
             rc = -1;
         }
 
-        if (path->data == p.data) {
-            copy = alloc->alloc(alloc->ctx, p.len + 1);
-            if (copy == NULL) {
-                return -1;
-            }
-            memcpy(copy, p.data, p.len);
-            path->data = copy;
+        /* a path always starts at the root, even "a/b" or "*"; with the
+           '/' in front canonicalization never grows the text */
+
+        buf = alloc->alloc(alloc->ctx, dec.len + 2);
+        if (buf == NULL) {
+            path->data = NULL;
+            path->len = 0;
+            return -1;
         }
 
-        path->len = eg_path_canonical((unsigned char *) path->data,
-                                      path->len);
+        buf[0] = '/';
+        memcpy(buf + 1, dec.data, dec.len);
+        path->data = buf;
+        path->len = eg_path_canonical(buf, dec.len + 1);
     }
 
     if (query) {

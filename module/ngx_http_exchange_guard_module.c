@@ -82,6 +82,11 @@ static ngx_conf_num_bounds_t  ngx_http_exchange_guard_rounds_bounds = {
 };
 
 
+static ngx_conf_num_bounds_t  ngx_http_exchange_guard_regex_bounds = {
+    ngx_conf_check_num_bounds, 1, 100000000
+};
+
+
 static ngx_command_t  ngx_http_exchange_guard_commands[] = {
 
     { ngx_string("exchange_guard"),
@@ -153,6 +158,20 @@ static ngx_command_t  ngx_http_exchange_guard_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_exchange_guard_loc_conf_t, max_body),
       NULL },
+
+    { ngx_string("exchange_guard_regex_match_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, match_limit),
+      &ngx_http_exchange_guard_regex_bounds },
+
+    { ngx_string("exchange_guard_regex_depth_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_exchange_guard_loc_conf_t, depth_limit),
+      &ngx_http_exchange_guard_regex_bounds },
 
     { ngx_string("exchange_guard_trusted_networks"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -933,6 +952,8 @@ ngx_http_exchange_guard_create_loc_conf(ngx_conf_t *cf)
     conf->max_header_bytes = NGX_CONF_UNSET_SIZE;
     conf->decode_rounds = NGX_CONF_UNSET_UINT;
     conf->max_body = NGX_CONF_UNSET_SIZE;
+    conf->match_limit = NGX_CONF_UNSET_UINT;
+    conf->depth_limit = NGX_CONF_UNSET_UINT;
     conf->trusted = NGX_CONF_UNSET_PTR;
 
     return conf;
@@ -960,6 +981,10 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
 
     ngx_conf_merge_size_value(conf->max_body, prev->max_body,
                               1024 * 1024);
+    ngx_conf_merge_uint_value(conf->match_limit, prev->match_limit,
+                              EG_DEFAULT_MATCH_LIMIT);
+    ngx_conf_merge_uint_value(conf->depth_limit, prev->depth_limit,
+                              EG_DEFAULT_DEPTH_LIMIT);
 
     if (conf->backends == NGX_CONF_UNSET_PTR) {
         conf->backends = prev->backends;
@@ -997,6 +1022,8 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     conf->options.decode_rounds = conf->decode_rounds;
     conf->options.backends = conf->backends;
     conf->options.nbackends = conf->nbackends;
+    conf->options.match_limit = conf->match_limit;
+    conf->options.depth_limit = conf->depth_limit;
     conf->options.trusted = conf->trusted;
     conf->options.ntrusted = conf->ntrusted;
 

@@ -29,6 +29,8 @@ typedef struct {
     size_t                max_header_bytes;
     ngx_uint_t            decode_rounds;
     size_t                max_body;
+    ngx_uint_t            match_limit;
+    ngx_uint_t            depth_limit;
     eg_cidr_t            *trusted;
     ngx_uint_t            ntrusted;
     eg_options_t          options;

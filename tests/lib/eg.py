@@ -44,10 +44,10 @@ class Record:
         names = {n.lower() for n, _ in self.headers}
         headers = list(self.headers)
         if "host" not in names:
-            headers.insert(0, ("Host", DEFAULT_HOST))
+            headers.insert(0, ("Host", DEFAULT_HOST.encode()))
         if self.body and "content-length" not in names \
                 and "transfer-encoding" not in names:
-            headers.append(("Content-Length", str(len(self.body))))
+            headers.append(("Content-Length", b"%d" % len(self.body)))
         headers.extend(extra_headers)
         head = b"%s %s HTTP/1.1\r\n" % (self.method, self.target)
         for n, v in headers:
@@ -175,6 +175,9 @@ def send_raw(port, data, timeout=10.0):
                             v.decode("latin-1").strip()))
         length = None
         chunked = False
+        if data.startswith(b"HEAD ") or status in (204, 304) \
+                or 100 <= status < 200:
+            return Response(status, headers, b"")
         for n, v in headers:
             if n.lower() == "content-length":
                 length = int(v)

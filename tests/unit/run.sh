@@ -33,7 +33,8 @@ fi
 rm -f "$out/probe.c" "$out/probe"
 
 # UBSan only reports by default: make undefined behaviour fail the test
-export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+ubsan="halt_on_error=1:print_stacktrace=1"
+export UBSAN_OPTIONS="$ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export ASAN_OPTIONS="detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 
 if [ $# -gt 0 ]; then

@@ -1009,8 +1009,9 @@ test_json_checker(void)
 
 #undef VALID
 
-    CHECK(json_check((const unsigned char *) "{\"a\":{\"b\":[{\"c\":\"\\\"x\"}]}}",
-                     25, "a.b[].c", got, &n) == 0);
+    CHECK(json_check((const unsigned char *)
+                     "{\"a\":{\"b\":[{\"c\":\"\\\"x\"}]}}", 25, "a.b[].c",
+                     got, &n) == 0);
     CHECK_MEM(eg_test_mem(got, n), "\"x", 2);
 
     CHECK(utf8_valid((const unsigned char *) "\xf4\x8f\xbf\xbf", 4));
@@ -1232,8 +1233,9 @@ test_log_hostile(void)
 
         /* the first blocking match is the decision */
         CHECK_MEMBER(line, len, "rule.id", "EG-PLAIN");
+        /* a rule file knows only the escapes \" and \\ */
         CHECK_MEMBER(line, len, "rule.name",
-                     "a \"quoted\" \\ name\twith\ttab '");
+                     "a \"quoted\" \\ name\\twith\ttab '");
         CHECK_MEMBER(line, len, "exchange_guard.field", "cookie:X-BEResource");
         CHECK_MEMBER(line, len, "exchange_guard.value",
                      "localhost~1942062522\r\n\t\xe2\x80\xa8");
@@ -1410,7 +1412,7 @@ static void
 test_log_random(void)
 {
     int              bad;
-    size_t           i, k, len, nbuf;
+    size_t           i, k, len, nbuf, fmax, vmax;
     eg_verdict_t     v;
     eg_ruleset_t    *rs;
     unsigned char   *line, *buf[12];
@@ -1466,18 +1468,28 @@ test_log_random(void)
         v.limit = (eg_limit_e) (rnd() % (EG_LIMIT_BODY + 1));
         v.limit_rule = (rnd() % 2) ? eg_ruleset_rule(rs, rnd() % 4) : NULL;
 
+        /* two buffers shared by the matches, cut differently */
+
+        fmax = 0;
+        vmax = 0;
+
         for (k = 0; k < v.nmatches; k++) {
             v.matches[k].rule = eg_ruleset_rule(rs, rnd() % 4);
-
-            /* two buffers shared by the matches, cut differently */
             v.matches[k].field.data = buf[9];
             v.matches[k].field.len = rnd_len();
             v.matches[k].value.data = buf[10];
             v.matches[k].value.len = rnd_len();
+
+            if (v.matches[k].field.len > fmax) {
+                fmax = v.matches[k].field.len;
+            }
+            if (v.matches[k].value.len > vmax) {
+                vmax = v.matches[k].value.len;
+            }
         }
 
-        rnd_bytes(buf[9], 70000);
-        rnd_bytes(buf[10], 70000);
+        rnd_bytes(buf[9], fmax);
+        rnd_bytes(buf[10], vmax);
 
         ev.msec = (rnd() % 2) ? rnd() : rnd() % 4102444800000ULL;
         ev.action = (rnd() % 2) ? "blocked" : "detected";

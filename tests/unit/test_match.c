@@ -34,6 +34,7 @@ static void test_limit_decode(void);
 static void test_limit_regex(void);
 static void test_actions(void);
 static void test_report(void);
+static void test_notes(void);
 static void test_alloc_failure(void);
 
 
@@ -1005,6 +1006,53 @@ test_report(void)
 }
 
 
+/* "note" rules never decide; they are listed when a request is logged */
+
+static void
+test_notes(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-N", "note",
+                    "    match cookies contains X-BEResource=\n")
+               RULE("T-B", "block",
+                    "    match cookie:X-BEResource backend\n")
+               RULE("T-L", "log",
+                    "    match header:User-Agent prefix antSword/\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=EX01.contoso.local~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_PASS);
+    CHECK_INT(v.total, 0);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie",
+                    "X-BEResource=localhost~1942062522", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_BLOCK);
+    CHECK_IDS(&v, "T-B,T-N");
+    CHECK_INT(v.total, 2);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "User-Agent", "antSword/v2.1",
+                    "Cookie", "X-BEResource=EX01~1", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.action, EG_LOG);
+    CHECK_IDS(&v, "T-L,T-N");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 /* no memory: no crash, no verdict made up from nothing */
 
 static void
@@ -1057,6 +1105,7 @@ main(void)
     EG_RUN(test_limit_regex);
     EG_RUN(test_actions);
     EG_RUN(test_report);
+    EG_RUN(test_notes);
     EG_RUN(test_alloc_failure);
 
     return eg_test_done();

@@ -444,13 +444,21 @@ test_alloc_failure(void)
     CHECK_INT(rc, -1);
     CHECK(p.data == NULL);
 
+    /* the path's copy, then the query's */
+
     arena.fail_after = 0;
-    rc = eg_uri_normalize(eg_test_s("/a?b"), 3, alloc, &p, &q);
+    rc = eg_uri_normalize(eg_test_s("/a%41/./b?b%42"), 3, alloc, &p, &q);
     CHECK_INT(rc, -1);
 
     arena.fail_after = 1;
-    rc = eg_uri_normalize(eg_test_s("/a?b"), 3, alloc, &p, &q);
+    rc = eg_uri_normalize(eg_test_s("/a%41/./b?b%42"), 3, alloc, &p, &q);
     CHECK_INT(rc, -1);
+
+    arena.fail_after = -1;
+    rc = eg_uri_normalize(eg_test_s("/a%41/./b?b%42"), 3, alloc, &p, &q);
+    CHECK_INT(rc, 0);
+    CHECK_STR(p, "/aA/b");
+    CHECK_STR(q, "bB");
 
     eg_test_arena_free(&arena);
 }

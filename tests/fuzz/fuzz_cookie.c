@@ -1,0 +1,273 @@
+/*
+ * fuzz_cookie: eg_cookie_parse() and eg_cookie_name_is().
+ *
+ * Input: one byte that picks a small "max", then Cookie header values
+ * separated by '\n' (so "a=1; b=2\nX-BEResource=x~1" is two headers).
+ * Every header is copied to a heap buffer of its exact size.
+ *
+ * Invariants:
+ *   - the count does not depend on max; with a small max, the stored
+ *     cookies are the first ones of the large-max parse, and nothing is
+ *     written past out[max - 1] (out is exactly max entries of heap)
+ *   - every name and value lies within one input header, the value after
+ *     the name, in order
+ *   - names and values have no leading or trailing white space (space,
+ *     \t \n \v \f \r); names hold no ';' or '=', values no ';'
+ *   - the result equals a straightforward reference parser written from
+ *     the documented rules (split on ';', first '=' separates, trim, a
+ *     part without '=' is a cookie with an empty name unless blank)
+ *   - eg_cookie_name_is() is reflexive and ASCII case-insensitive
+ */
+
+#include "fuzz_common.h"
+
+
+#define FUZZ_MAX_HEADERS  64
+
+
+static int
+is_ws(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+
+static eg_str_t
+ref_trim(const unsigned char *s, const unsigned char *e)
+{
+    eg_str_t  r;
+
+    while (s < e && is_ws(*s)) {
+        s++;
+    }
+
+    while (e > s && is_ws(e[-1])) {
+        e--;
+    }
+
+    r.data = s;
+    r.len = e - s;
+    return r;
+}
+
+
+/* the reference: returns the count, stores up to max */
+
+static size_t
+ref_parse(const eg_str_t *h, size_t nh, eg_cookie_t *out, size_t max)
+{
+    size_t                i, n;
+    eg_str_t              part;
+    const unsigned char  *s, *end, *semi, *eq;
+
+    n = 0;
+
+    for (i = 0; i < nh; i++) {
+        s = h[i].data;
+        end = s + h[i].len;
+
+        while (s < end) {
+            for (semi = s; semi < end && *semi != ';'; semi++) { /* void */ }
+            for (eq = s; eq < semi && *eq != '='; eq++) { /* void */ }
+
+            if (eq == semi) {
+                part = ref_trim(s, semi);
+                if (part.len) {
+                    if (n < max) {
+                        out[n].name.data = s;
+                        out[n].name.len = 0;
+                        out[n].value = part;
+                    }
+                    n++;
+                }
+
+            } else {
+                if (n < max) {
+                    out[n].name = ref_trim(s, eq);
+                    out[n].value = ref_trim(eq + 1, semi);
+                }
+                n++;
+            }
+
+            s = semi + 1;
+        }
+    }
+
+    return n;
+}
+
+
+static int
+same_str(eg_str_t a, eg_str_t b)
+{
+    return a.len == b.len && (a.len == 0 || a.data == b.data);
+}
+
+
+static void
+check_cookie(const eg_cookie_t *c, size_t idx, const eg_str_t *h, size_t nh,
+    size_t *hdr, const unsigned char **last)
+{
+    size_t  i, k;
+
+    /* which header: the same as the previous cookie's or a later one */
+
+    for (k = *hdr; k < nh; k++) {
+        if (fuzz_within(c->name.data, c->name.len, h[k].data, h[k].len)
+            && fuzz_within(c->value.data, c->value.len, h[k].data, h[k].len))
+        {
+            break;
+        }
+    }
+
+    FUZZ_CHECK(k < nh, "cookie %zu does not lie within one header at or "
+               "after header %zu", idx, *hdr);
+
+    if (k != *hdr) {
+        *last = NULL;
+    }
+    *hdr = k;
+
+    FUZZ_CHECK(*last == NULL || c->name.data >= *last,
+               "cookie %zu is out of order", idx);
+    FUZZ_CHECK(c->value.data >= c->name.data + c->name.len,
+               "cookie %zu: value before the end of the name", idx);
+    *last = c->value.data + c->value.len;
+
+    if (c->name.len) {
+        FUZZ_CHECK(!is_ws(c->name.data[0])
+                   && !is_ws(c->name.data[c->name.len - 1]),
+                   "cookie %zu: name \"%.*s\" is not trimmed", idx,
+                   (int) c->name.len, c->name.data);
+    }
+
+    if (c->value.len) {
+        FUZZ_CHECK(!is_ws(c->value.data[0])
+                   && !is_ws(c->value.data[c->value.len - 1]),
+                   "cookie %zu: value \"%.*s\" is not trimmed", idx,
+                   (int) c->value.len, c->value.data);
+    }
+
+    for (i = 0; i < c->name.len; i++) {
+        FUZZ_CHECK(c->name.data[i] != ';' && c->name.data[i] != '=',
+                   "cookie %zu: name holds ';' or '='", idx);
+    }
+
+    for (i = 0; i < c->value.len; i++) {
+        FUZZ_CHECK(c->value.data[i] != ';', "cookie %zu: value holds ';'",
+                   idx);
+    }
+}
+
+
+static void
+check_name_is(eg_str_t name)
+{
+    size_t          i;
+    unsigned char  *up;
+    eg_str_t        u, shorter;
+
+    FUZZ_CHECK(eg_cookie_name_is(name, name), "name_is not reflexive");
+
+    up = fuzz_arena_alloc(&fuzz_arena, name.len);
+
+    for (i = 0; i < name.len; i++) {
+        up[i] = (name.data[i] >= 'a' && name.data[i] <= 'z')
+                ? (unsigned char) (name.data[i] - 32) : name.data[i];
+    }
+
+    u.data = up;
+    u.len = name.len;
+
+    FUZZ_CHECK(eg_cookie_name_is(name, u) && eg_cookie_name_is(u, name),
+               "name_is not case-insensitive for \"%.*s\"", (int) name.len,
+               name.data);
+
+    if (name.len) {
+        shorter = name;
+        shorter.len--;
+        FUZZ_CHECK(!eg_cookie_name_is(name, shorter),
+                   "name_is ignores length");
+    }
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    size_t        i, nh, n, nsmall, nref, max_small, cap, hdr;
+    eg_str_t      h[FUZZ_MAX_HEADERS];
+    eg_cookie_t  *big, *small, *ref;
+    const uint8_t  *s, *end, *nl;
+    const unsigned char  *last;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    fuzz_arena_init();
+
+    max_small = data[0] % 8;
+    s = data + 1;
+    end = data + size;
+    nh = 0;
+
+    /* split on '\n'; an empty input after the byte is no header */
+
+    while (s < end && nh < FUZZ_MAX_HEADERS) {
+        nl = memchr(s, '\n', end - s);
+        if (nl == NULL) {
+            nl = end;
+        }
+        h[nh++] = fuzz_dup(s, nl - s);
+        s = nl + 1;
+    }
+
+    /* each cookie takes at least one byte: an upper bound of the count */
+    cap = size + 1;
+
+    big = fuzz_arena_alloc(&fuzz_arena, cap * sizeof(eg_cookie_t));
+    small = fuzz_arena_alloc(&fuzz_arena, max_small * sizeof(eg_cookie_t));
+    ref = fuzz_arena_alloc(&fuzz_arena, cap * sizeof(eg_cookie_t));
+
+    n = eg_cookie_parse(h, nh, big, cap);
+    FUZZ_CHECK(n <= cap, "%zu cookies from %zu bytes", n, size);
+
+    nsmall = eg_cookie_parse(h, nh, small, max_small);
+    FUZZ_CHECK(nsmall == n, "count %zu with max %zu, %zu with max %zu",
+               nsmall, max_small, n, cap);
+
+    /* max 0 stores nothing: out may be any pointer, even NULL */
+    FUZZ_CHECK(eg_cookie_parse(h, nh, NULL, 0) == n, "count with max 0");
+
+    nref = ref_parse(h, nh, ref, cap);
+    FUZZ_CHECK(nref == n, "%zu cookies, the reference finds %zu", n, nref);
+
+    hdr = 0;
+    last = NULL;
+
+    for (i = 0; i < n; i++) {
+        check_cookie(&big[i], i, h, nh, &hdr, &last);
+
+        FUZZ_CHECK(same_str(big[i].name, ref[i].name)
+                   && same_str(big[i].value, ref[i].value),
+                   "cookie %zu: \"%.*s\"=\"%.*s\", the reference says "
+                   "\"%.*s\"=\"%.*s\"", i,
+                   (int) big[i].name.len, big[i].name.data,
+                   (int) big[i].value.len, big[i].value.data,
+                   (int) ref[i].name.len, ref[i].name.data,
+                   (int) ref[i].value.len, ref[i].value.data);
+
+        if (i < max_small) {
+            FUZZ_CHECK(same_str(small[i].name, big[i].name)
+                       && same_str(small[i].value, big[i].value),
+                       "cookie %zu differs between max %zu and max %zu", i,
+                       max_small, cap);
+        }
+
+        check_name_is(big[i].name);
+    }
+
+    fuzz_arena_reset();
+    return 0;
+}

@@ -1,0 +1,169 @@
+/*
+ * fuzz_uri: eg_uri_normalize() and eg_url_decode().
+ *
+ * Input: one byte, then the request-target.  Bits 0-1 of the byte pick
+ * the decoding rounds (1 to 4), bit 2 '+' as space for eg_url_decode.
+ * The target is copied to a heap buffer of its exact size, and every
+ * engine allocation is exact too.
+ *
+ * Invariants of eg_uri_normalize():
+ *   - it returns 0 or -1; path is set, starts with '/', and its length
+ *     is at most the target's + 1; query is at most the target's length
+ *   - no "//", no "." or ".." segment ("/./", "/../", or at the end),
+ *     no '\', no ':' (alternate data streams go), no segment ending in
+ *     '.' or ' ' (Win32 drops them), no overlong C0/C1 two-byte form
+ * Invariants of eg_url_decode():
+ *   - out is NUL-terminated, at most as long as the input
+ *   - 0 means no escape is left: one more round changes nothing
+ *   - decoding is monotone: more rounds never leave a longer text
+ *
+ * EG_FUZZ_SKIP_KNOWN=1: targets that do not start with '/' get one
+ * (regressions/fuzz_uri/relative-*: the path canonicalizer corrupts and
+ * overruns its buffer on them).
+ */
+
+#include "fuzz_common.h"
+
+
+static void
+check_path(eg_str_t path, size_t tlen)
+{
+    size_t         i, seg, slen;
+    unsigned char  c;
+
+    FUZZ_CHECK(path.data != NULL, "no path");
+    (void) fuzz_touch(path);
+
+    FUZZ_CHECK(path.len >= 1 && path.data[0] == '/',
+               "path \"%.*s\" does not start with '/'", (int) path.len,
+               path.data);
+    FUZZ_CHECK(path.len <= tlen + 1, "path of %zu bytes from a target of "
+               "%zu", path.len, tlen);
+
+    for (i = 0; i < path.len; i++) {
+        c = path.data[i];
+
+        FUZZ_CHECK(c != '\\', "'\\' in path \"%.*s\"", (int) path.len,
+                   path.data);
+        FUZZ_CHECK(c != ':', "':' in path \"%.*s\"", (int) path.len,
+                   path.data);
+        FUZZ_CHECK(!(c == '/' && i + 1 < path.len && path.data[i + 1] == '/'),
+                   "\"//\" in path \"%.*s\"", (int) path.len, path.data);
+        FUZZ_CHECK(!((c == 0xc0 || c == 0xc1) && i + 1 < path.len
+                     && (path.data[i + 1] & 0xc0) == 0x80),
+                   "overlong form left at %zu in path", i);
+    }
+
+    /* each segment: not "." or "..", no trailing dot or space */
+
+    for (i = 0; i < path.len; i = seg + slen) {
+        seg = i + 1;                               /* after the '/' */
+        for (slen = 0; seg + slen < path.len && path.data[seg + slen] != '/';
+             slen++)
+        { /* void */ }
+
+        if (slen == 0) {
+            FUZZ_CHECK(seg == path.len, "empty segment in \"%.*s\"",
+                       (int) path.len, path.data);
+            break;
+        }
+
+        FUZZ_CHECK(!(slen == 1 && path.data[seg] == '.')
+                   && !(slen == 2 && path.data[seg] == '.'
+                        && path.data[seg + 1] == '.'),
+                   "dot segment in path \"%.*s\"", (int) path.len,
+                   path.data);
+
+        c = path.data[seg + slen - 1];
+        FUZZ_CHECK(c != '.' && c != ' ', "segment ends in '%c' in path "
+                   "\"%.*s\"", c, (int) path.len, path.data);
+    }
+}
+
+
+static void
+check_decode(eg_str_t in, unsigned rounds, int plus, const eg_alloc_t *alloc)
+{
+    int       rc, rc2, rc_more;
+    eg_str_t  out, again, more;
+
+    rc = eg_url_decode(in, rounds, plus, alloc, &out);
+
+    FUZZ_CHECK(rc == 0 || rc == -1, "eg_url_decode returned %d", rc);
+    FUZZ_CHECK(out.data != NULL, "eg_url_decode: no output");
+    FUZZ_CHECK(out.len <= in.len, "decoded %zu bytes into %zu", in.len,
+               out.len);
+    FUZZ_CHECK(out.data[out.len] == '\0', "decoded text not NUL-terminated");
+    (void) fuzz_touch(out);
+
+    if (rc == 0) {
+        /* no escape left: another round is the identity */
+        rc2 = eg_url_decode(out, 1, 0, alloc, &again);
+        FUZZ_CHECK(rc2 == 0 && again.len == out.len
+                   && memcmp(again.data, out.data, out.len) == 0,
+                   "returned 0 with escapes left: \"%.*s\" decodes to "
+                   "\"%.*s\"", (int) out.len, out.data, (int) again.len,
+                   again.data);
+    }
+
+    rc_more = eg_url_decode(in, rounds + 1, plus, alloc, &more);
+    FUZZ_CHECK(more.len <= out.len, "%u rounds give %zu bytes, %u give %zu",
+               rounds, out.len, rounds + 1, more.len);
+
+    if (rc == 0) {
+        FUZZ_CHECK(rc_more == 0 && more.len == out.len
+                   && memcmp(more.data, out.data, out.len) == 0,
+                   "done after %u rounds, but round %u changed the text",
+                   rounds, rounds + 1);
+    }
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                rc;
+    unsigned           rounds;
+    eg_str_t           target, path, query, p2;
+    const eg_alloc_t  *alloc;
+    unsigned char     *t;
+
+    if (size < 1) {
+        return 0;
+    }
+
+    alloc = fuzz_arena_init();
+
+    rounds = 1 + (data[0] & 3);
+
+    if (fuzz_known_bugs_skipped() && (size < 2 || data[1] != '/')) {
+        t = fuzz_arena_alloc(&fuzz_arena, size);
+        t[0] = '/';
+        memcpy(t + 1, data + 1, size - 1);
+        target.data = t;
+        target.len = size;
+
+    } else {
+        target = fuzz_dup(data + 1, size - 1);
+    }
+
+    rc = eg_uri_normalize(target, rounds, alloc, &path, &query);
+
+    FUZZ_CHECK(rc == 0 || rc == -1, "eg_uri_normalize returned %d", rc);
+    check_path(path, target.len);
+
+    FUZZ_CHECK(query.data != NULL, "no query");
+    FUZZ_CHECK(query.len <= target.len, "query of %zu bytes from %zu",
+               query.len, target.len);
+    (void) fuzz_touch(query);
+
+    /* without a query pointer, the path is the same */
+    rc = eg_uri_normalize(target, rounds, alloc, &p2, NULL);
+    FUZZ_CHECK(p2.len == path.len && memcmp(p2.data, path.data, path.len) == 0,
+               "path differs when query is NULL");
+
+    check_decode(target, rounds, (data[0] >> 2) & 1, alloc);
+
+    fuzz_arena_reset();
+    return 0;
+}
