@@ -433,5 +433,116 @@ def hostile_bytes_give_one_valid_json_line(workdir):
     return len(cases)
 
 
+SCRIPT_JSON = (b'{"identity":{"__type":"Identity:ECP","RawIdentity":"x"},'
+               b'"properties":{"Parameters":{"__type":"JsonDictionaryOfanyType'
+               b':#Microsoft.Exchange.Management.ControlPanel","ExternalUrl":'
+               b'"http://f/\\u003cscript language=\\"JScript\\" runat='
+               b'\\"server\\"\\u003efunction Page_Load(){eval(Request'
+               b'[\\"x\\"],\\"unsafe\\");}\\u003c/script\\u003e"}}}')
+SETOBJ = "/ecp/DDI/DDIService.svc/SetObject?schema=OABVirtualDirectory"
+
+
+@suite.test
+def body_inspection_chunked_spooled_and_limits(workdir):
+    server = "client_body_buffer_size 1k; client_max_body_size 8m;"
+    with Env(workdir, server=server) as env:
+        hdr = [("Content-Type", "application/json")]
+        # in memory, then chunked, then spooled to a temporary file
+        r = eg.request(env.nginx.port, "POST", SETOBJ, hdr, SCRIPT_JSON)
+        check(r.status == 403, "plain body: %d" % r.status)
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(SCRIPT_JSON[i:i + 50]),
+                                              SCRIPT_JSON[i:i + 50])
+                          for i in range(0, len(SCRIPT_JSON), 50))
+        raw = (b"POST " + SETOBJ.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+               b"Content-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+        r = eg.send_raw(env.nginx.port, raw)
+        check(r.status == 403, "chunked body: %d" % r.status)
+        padded = SCRIPT_JSON[:-1] + b',"Pad":"' + b"a" * 200000 + b'"}'
+        r = eg.request(env.nginx.port, "POST", SETOBJ, hdr, padded)
+        check(r.status == 403, "spooled body: %d" % r.status)
+        legit = (b'{"properties":{"Parameters":{"ExternalUrl":'
+                 b'"https://mail.contoso.com/OAB","Pad":"' + b"b" * 200000
+                 + b'"}}}')
+        r = eg.request(env.nginx.port, "POST", SETOBJ, hdr, legit)
+        check(r.status == 200, "legitimate spooled body: %d" % r.status)
+        got = [x for x in env.sim.received() if x["target"] == SETOBJ]
+        check(len(got) == 1 and got[0]["body_length"] == len(legit),
+              "upstream got %s" % [(x["body_length"]) for x in got])
+        # above exchange_guard_max_body (1m): refused, as a limit
+        big = b'{"a":"' + b"c" * (2 * 1024 * 1024) + b'"}'
+        r = eg.request(env.nginx.port, "POST", SETOBJ, hdr, big)
+        check(r.status == 403, "oversized body: %d" % r.status)
+        e = env.nginx.entries()[-1]
+        check(e["rule"]["id"] == "EG-LIMIT"
+              and e["exchange_guard"]["limit"] == "body", "log: %s" % e)
+        # a large body elsewhere is never read by the guard
+        r = eg.request(env.nginx.port, "POST", "/EWS/Exchange.asmx",
+                       [("Content-Type", "text/xml")], b"<x/>" * 600000)
+        check(r.status == 200, "large EWS body: %d" % r.status)
+    return 6
+
+
+@suite.test
+def body_limit_pass_option(workdir):
+    server = ("client_max_body_size 8m; exchange_guard_max_body 1k; "
+              "exchange_guard_limit_action pass;")
+    with Env(workdir, server=server) as env:
+        r = eg.request(env.nginx.port, "POST", SETOBJ,
+                       [("Content-Type", "application/json")],
+                       b'{"a":"' + b"d" * 4096 + b'"}')
+        check(r.status == 200, "limit_action pass refused: %d" % r.status)
+        check("inspection limit reached" in env.nginx.error_log(),
+              "no warning in error_log")
+    return 1
+
+
+@suite.test
+def exposure_policy_is_opt_in(workdir):
+    with Env(workdir) as env:
+        r = eg.request(env.nginx.port, "GET", "/ecp/")
+        check(r.status == 200, "no trusted networks: /ecp got %d" % r.status)
+    with Env(workdir, server="exchange_guard_trusted_networks 10.0.0.0/8 "
+             "2001:db8::/32;") as env:
+        for path, want in (("/ecp/", 403), ("/OAB/x/oab.xml", 403),
+                           ("/powershell?PSVersion=5.1", 403),
+                           ("/owa/", 200), ("/ecpx", 200)):
+            r = eg.request(env.nginx.port, "GET", path)
+            check(r.status == want, "%s: %d, want %d" % (path, r.status, want))
+        e = env.nginx.entries()
+        check(e[0]["rule"]["id"] == "EG-EXP-001", "log: %s" % e[0])
+    with Env(workdir, server="exchange_guard_trusted_networks 127.0.0.0/8;") \
+            as env:
+        r = eg.request(env.nginx.port, "GET", "/ecp/")
+        check(r.status == 200, "trusted client refused: %d" % r.status)
+    return 7
+
+
+@suite.test
+def runaway_regex_stops_at_the_match_limit(workdir):
+    rules = os.path.join(workdir, "slow.rules")
+    with open(rules, "w") as f:
+        f.write("rule EG-SLOW-1\n    name \"catastrophic\"\n"
+                "    cve CVE-2021-26855\n    action block\n"
+                "    match header:X-Slow regex '^(a+)+$'\nend\n")
+    http = ("exchange_guard on; exchange_guard_rules %s; "
+            "exchange_guard_log %s/guard.jsonl; "
+            "exchange_guard_regex_match_limit 10000;" % (rules, workdir))
+    with Env(workdir, http=http) as env:
+        t0 = time.time()
+        r = eg.request(env.nginx.port, "GET", "/owa/",
+                       [("X-Slow", "a" * 40 + "!")])
+        took = time.time() - t0
+        check(r.status == 403, "status %d" % r.status)
+        check(took < 2, "took %.1fs" % took)
+        e = env.nginx.entries()
+        check(len(e) == 1 and e[0]["exchange_guard"]["limit"] == "regex"
+              and e[0]["exchange_guard"]["limit_rule"] == "EG-SLOW-1",
+              "log: %s" % e)
+        r = eg.request(env.nginx.port, "GET", "/owa/", [("X-Slow", "bbb")])
+        check(r.status == 200, "benign: %d" % r.status)
+    return 2
+
+
 if __name__ == "__main__":
     sys.exit(suite.run(sys.argv[1] if len(sys.argv) > 1 else None))

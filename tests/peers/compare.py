@@ -24,7 +24,8 @@ the status and the rule that refused it.
 
     compare.py [--quick] [--peers a,b] [--corpus DIR] [--keep]
 
-Exit 0 with the report; 2 when a peer does not start.  Python 3 stdlib.
+Exit 0 with the report; 2 when a peer does not start or a corpus file
+does not parse.  Python 3 stdlib.
 """
 
 import argparse
@@ -242,24 +243,32 @@ def cell(refused, total, pct=False):
     return s
 
 
-def table(peers, corpora, refused):
+def table(peers, corpora, items, refused):
     """Markdown: one row per corpus file and a total per kind."""
     lines = ["| corpus | family | " + " | ".join(peers) + " |",
              "|---|---|" + "---:|" * len(peers)]
     for kind, families in corpora:
         totals = {p: [0, 0] for p in peers}
-        for family, recs in families:
+        for family, _ in families:
+            marks = [it.mark for it in items
+                     if it.kind == kind and it.family == family]
             row = []
             for p in peers:
-                n = sum(1 for r in recs if (kind, family, r.id) in refused[p])
+                n = sum(1 for m in marks if m in refused[p])
                 totals[p][0] += n
-                totals[p][1] += len(recs)
-                row.append(cell(n, len(recs)))
+                totals[p][1] += len(marks)
+                row.append(cell(n, len(marks)))
             lines.append("| %s | %s | %s |" % (kind, family, " | ".join(row)))
         lines.append("| %s | **total** | %s |" % (kind, " | ".join(
             "**%s**" % cell(totals[p][0], totals[p][1], True)
             for p in peers)))
     return "\n".join(lines)
+
+
+def status_text(status):
+    if status is None:
+        return "no answer"
+    return "closed" if status == 0 else "status %d" % status
 
 
 def details(peers, items, outcome):
@@ -268,6 +277,21 @@ def details(peers, items, outcome):
     out = ["# auto/compare: details", ""]
     for p in peers:
         out.append("## %s" % p)
+        # what refused: a rule id, or the status when the peer names none
+        why = {}
+        for it in items:
+            status, ids, refused = outcome[p][it.mark]
+            if refused:
+                for r in ids or [status_text(status)]:
+                    why.setdefault(r, {"attack": 0, "legit": 0})[it.kind] += 1
+        if why:
+            out.append("")
+            out.append("| refused by | attacks | legitimate |")
+            out.append("|---|---:|---:|")
+            for r in sorted(why, key=lambda r: (-why[r]["attack"],
+                                                -why[r]["legit"], r)):
+                out.append("| %s | %d | %d |" % (r, why[r]["attack"],
+                                                 why[r]["legit"]))
         for kind, title, want in (
                 ("attack", "attacks that reached Exchange", False),
                 ("legit", "legitimate requests refused", True)):
@@ -278,8 +302,7 @@ def details(peers, items, outcome):
                 status, ids, refused = outcome[p][it.mark]
                 if refused != want:
                     continue
-                st = "no answer" if status is None else (
-                    "closed" if status == 0 else str(status))
+                st = status_text(status)
                 req = "%s %s" % (it.rec.method.decode("latin-1"),
                                  it.rec.target.decode("latin-1")[:80])
                 rows.append("| %s |" % " | ".join(
@@ -327,8 +350,12 @@ def main():
             ap.error("unknown peer %s" % p)
 
     t0 = time.time()
-    corpora = [("attack", load(args.corpus, "attack", args.quick)),
-               ("legit", load(args.corpus, "legit", args.quick))]
+    try:
+        corpora = [(kind, load(args.corpus, kind, args.quick))
+                   for kind in ("attack", "legit")]
+    except (OSError, ValueError) as e:
+        print("auto/compare: corpus: %s" % e, file=sys.stderr)
+        return 2
     items = items_of(corpora)
     top = tempfile.mkdtemp(prefix="eg-compare-")
     sims, running, failed = {}, {}, []
@@ -369,7 +396,7 @@ def main():
                 r = it.mark not in seen
                 outcome[p][it.mark] = (status, ids, r)
                 if r:
-                    refused[p].add((it.kind, it.family, it.rec.id))
+                    refused[p].add(it.mark)
     finally:
         for peer in running.values():
             peer.stop()
@@ -391,7 +418,7 @@ def main():
         "Attacks should be refused, legitimate requests should not."
         % (n_att, n_leg),
         "",
-        table(peers, corpora, refused),
+        table(peers, corpora, items, refused),
         ""])
     print(report)
     build = os.path.join(eg.ROOT, "build")

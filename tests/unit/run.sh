@@ -7,7 +7,8 @@
 #
 # Each test is built with AddressSanitizer and UBSan (or without them when
 # the compiler has no sanitizer runtime) into build/unit/ and run from the
-# repository root.  The last line is the sum of the per-binary summaries,
+# repository root.  A test that needs link flags (test_oom.c wraps malloc)
+# names them in a " * ldflags: ..." line of its opening comment.  The last line is the sum of the per-binary summaries,
 # "N passed, N failed"; the exit status is non-zero on any failure, any
 # build error, or a binary that did not print its summary.
 
@@ -57,8 +58,11 @@ for src in "${tests[@]}"; do
 
     echo "== $name"
 
+    # a test may ask for link flags in a " * ldflags: ..." comment line
+    ldflags=$(sed -n 's/^ \* ldflags: *//p' "$src" | head -n 1)
+
     if ! "$cc" $cflags $san -I module -I tests/unit "$src" module/eg_*.c \
-         -lpcre2-8 -o "$bin"
+         -lpcre2-8 $ldflags -o "$bin"
     then
         echo "$name: build failed"
         failed=$((failed + 1))
