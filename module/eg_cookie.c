@@ -2,7 +2,8 @@
  * exchange_guard: Cookie header parsing, the way ASP.NET reads it.
  *
  * HttpRequest.Cookies splits on ';' only (a ',' belongs to the value),
- * trims white space around names and values, and a part without '=' is a
+ * trims white space around names and values (String.Trim: Unicode white
+ * space, not only ASCII), and a part without '=' is a
  * cookie with an empty name whose value is the part.  Names are looked up
  * case-insensitively, so two cookies whose names differ only in case are
  * both candidates and both are inspected.
@@ -13,6 +14,8 @@
 #include "eg_internal.h"
 
 
+static size_t eg_space(const unsigned char *s, const unsigned char *e,
+    int back);
 static eg_str_t eg_trim(const unsigned char *s, const unsigned char *e);
 
 
@@ -161,19 +164,83 @@ eg_str_ieq(eg_str_t a, eg_str_t b)
 }
 
 
+/*
+ * The length of the white space String.Trim() removes at s (or, with back,
+ * ending at e), 0 if none.  ASP.NET reads header bytes as Latin-1, so a
+ * lone 0x85 or 0xA0 is white space; UTF-8 encodings of Unicode spaces are
+ * trimmed too, in case a proxy in front decodes them: trimming more than
+ * the back end only makes a cookie name easier to recognize.
+ */
+
+static size_t
+eg_space(const unsigned char *s, const unsigned char *e, int back)
+{
+    size_t                i, n, len;
+    const unsigned char  *p;
+    static const char    *spaces[] = {
+        "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80",
+        "\xe2\x80\x81", "\xe2\x80\x82", "\xe2\x80\x83", "\xe2\x80\x84",
+        "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87", "\xe2\x80\x88",
+        "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\x8b", "\xe2\x80\xa8",
+        "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80",
+        "\xef\xbb\xbf", NULL
+    };
+
+    if (s >= e) {
+        return 0;
+    }
+
+    p = back ? e - 1 : s;
+
+    if (*p == ' ' || (*p >= '\t' && *p <= '\r') || (*p >= 0x1c && *p <= 0x1f)
+        || *p == 0x85 || *p == 0xa0)
+    {
+        /* 0x85 and 0xa0 may end a UTF-8 sequence: that is trimmed below */
+        if (!(back && (*p == 0x85 || *p == 0xa0) && e - s >= 2
+              && e[-2] == 0xc2))
+        {
+            return 1;
+        }
+    }
+
+    if (*p < 0x80) {
+        return 0;
+    }
+
+    for (i = 0; spaces[i]; i++) {
+        len = strlen(spaces[i]);
+
+        if ((size_t) (e - s) < len) {
+            continue;
+        }
+
+        p = back ? e - len : s;
+
+        for (n = 0; n < len && p[n] == (unsigned char) spaces[i][n]; n++) {
+            /* void */
+        }
+
+        if (n == len) {
+            return len;
+        }
+    }
+
+    return 0;
+}
+
+
 static eg_str_t
 eg_trim(const unsigned char *s, const unsigned char *e)
 {
+    size_t    n;
     eg_str_t  r;
 
-    /* Char.IsWhiteSpace on ASCII: space, \t, \n, \v, \f, \r */
-
-    while (s < e && (*s == ' ' || (*s >= '\t' && *s <= '\r'))) {
-        s++;
+    while ((n = eg_space(s, e, 0)) != 0) {
+        s += n;
     }
 
-    while (e > s && (e[-1] == ' ' || (e[-1] >= '\t' && e[-1] <= '\r'))) {
-        e--;
+    while ((n = eg_space(s, e, 1)) != 0) {
+        e -= n;
     }
 
     r.data = s;

@@ -136,11 +136,46 @@ trim(const unsigned char *s, const unsigned char *e)
 
 /* the request line and headers of a record; the body is not inspected */
 
+static size_t
+dechunk(unsigned char *s, size_t len)
+{
+    size_t          n, size;
+    unsigned char  *p, *end, *d;
+
+    p = s;
+    end = s + len;
+    d = s;
+
+    while (p < end) {
+        size = 0;
+        while (p < end && hexval(*p) >= 0) {
+            size = size * 16 + hexval(*p++);
+        }
+        while (p < end && *p != '\n') {
+            p++;
+        }
+        p++;
+        if (size == 0 || p >= end) {
+            break;
+        }
+        n = (size_t) (end - p) < size ? (size_t) (end - p) : size;
+        memmove(d, p, n);
+        d += n;
+        p += n + 2;
+    }
+
+    return d - s;
+}
+
+
 static int
 parse_request(unsigned char *s, size_t len, eg_request_t *req,
     eg_header_t *h)
 {
+    int             chunked;
     unsigned char  *end, *eol, *sp, *colon;
+    static const eg_str_t  te = { (const unsigned char *) "Transfer-Encoding",
+                                  17 };
 
     end = s + len;
     memset(req, 0, sizeof(eg_request_t));
@@ -169,6 +204,7 @@ parse_request(unsigned char *s, size_t len, eg_request_t *req,
     req->target.data = s;
     req->target.len = sp - 1 - s;
     req->headers = h;
+    chunked = 0;
 
     for (s = eol + 1; s < end; s = eol + 1) {
         eol = memchr(s, '\n', end - s);
@@ -177,6 +213,18 @@ parse_request(unsigned char *s, size_t len, eg_request_t *req,
         }
 
         if (trim(s, eol).len == 0) {
+
+            /* the body, as nginx hands it over: de-chunked */
+
+            if (eol + 1 < end) {
+                req->body.data = eol + 1;
+                req->body.len = end - (eol + 1);
+                if (chunked) {
+                    req->body.len = dechunk(eol + 1, req->body.len);
+                }
+                req->body_state = req->body.len ? EG_BODY_READ
+                                                : EG_BODY_NONE;
+            }
             break;
         }
 
@@ -187,6 +235,11 @@ parse_request(unsigned char *s, size_t len, eg_request_t *req,
 
         h[req->nheaders].name = trim(s, colon);
         h[req->nheaders].value = trim(colon + 1, eol);
+
+        if (eg_cookie_name_is(h[req->nheaders].name, te)) {
+            chunked = 1;
+        }
+
         req->nheaders++;
     }
 
@@ -209,6 +262,7 @@ check_record(eg_ruleset_t *rs, const eg_options_t *opts, eg_record_t *rec,
     eg_log_event_t  ev;
     struct timeval  tv;
     unsigned        i;
+    eg_body_e       body_state;
 
     if (rec->escapes) {
         rec->len = unescape(rec->head, rec->len);
@@ -219,7 +273,20 @@ check_record(eg_ruleset_t *rs, const eg_options_t *opts, eg_record_t *rec,
         return 0;
     }
 
+    /* as nginx does: the body is read only when a rule needs it and
+       nothing refused the request already */
+
+    body_state = req.body_state;
+    if (body_state == EG_BODY_READ) {
+        req.body_state = EG_BODY_PENDING;
+    }
+
     eg_eval(rs, &req, opts, &alloc, &v);
+
+    if (v.need_body && v.action != EG_BLOCK && body_state == EG_BODY_READ) {
+        req.body_state = EG_BODY_READ;
+        eg_eval(rs, &req, opts, &alloc, &v);
+    }
 
     /* as nginx does: a limit refuses unless "exchange_guard_limit_action
        pass" */

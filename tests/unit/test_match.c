@@ -35,6 +35,7 @@ static void test_limit_regex(void);
 static void test_actions(void);
 static void test_report(void);
 static void test_notes(void);
+static void test_cookie_filter(void);
 static void test_alloc_failure(void);
 
 
@@ -1053,6 +1054,91 @@ test_notes(void)
 }
 
 
+/*
+ * The engine keeps only the cookies some rule names: whatever it skips,
+ * every named cookie is found, in any case, however long its name, from
+ * every file of the set, and the limit still counts every cookie.
+ */
+
+static void
+test_cookie_filter(void)
+{
+    int               i, n;
+    char              idbuf[256], err[512], name[80], other[80], text[512];
+    char              h[4096];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    memset(name, 'N', 70);
+    name[70] = '\0';
+    memset(other, 'O', 70);
+    other[70] = '\0';
+
+    snprintf(text, sizeof(text), RULE("T-LONG", "log",
+                                      "    match cookie:%s present\n"),
+             name);
+
+    rs = RULES(RULE("T-BE", "block",
+                    "    match cookie:X-BEResource backend\n"));
+
+    if (eg_ruleset_load_buffer(rs, "second.rules", (unsigned char *) text,
+                               strlen(text), err, sizeof(err))
+        != 0)
+    {
+        eg_test_fail(__FILE__, __LINE__, "%s", err);
+        eg_ruleset_free(rs);
+        return;
+    }
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    n = 0;
+    for (i = 0; i < 50; i++) {
+        n += snprintf(h + n, sizeof(h) - n, "c%d=v; ", i);
+    }
+    n += snprintf(h + n, sizeof(h) - n, "X-BEResourcX=localhost~1; "
+                  "%s=x; x-BeReSoUrCe=localhost~1", other);
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", h, NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-BE");
+    CHECK_STR(v.matches[0].value, "localhost~1");
+
+    for (i = 0; i < 70; i++) {
+        name[i] = 'n';
+    }
+
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", "a=1",
+                    "Cookie", name, NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.total, 0);
+
+    n = snprintf(h, sizeof(h), "%s=1", name);
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", other,
+                    "Cookie", h, NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-LONG");
+
+    /* unwanted cookies still count towards the limit */
+    opts.max_cookies = 8;
+    n = 0;
+    for (i = 0; i < 9; i++) {
+        n += snprintf(h + n, sizeof(h) - n, "c%d=v; ", i);
+    }
+    eg_eval(rs, req(&r, "GET", "/ecp/y.js", "Cookie", h, NULL), &opts,
+            alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_COOKIES);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 /* no memory: no crash, no verdict made up from nothing */
 
 static void
@@ -1106,6 +1192,7 @@ main(void)
     EG_RUN(test_actions);
     EG_RUN(test_report);
     EG_RUN(test_notes);
+    EG_RUN(test_cookie_filter);
     EG_RUN(test_alloc_failure);
 
     return eg_test_done();

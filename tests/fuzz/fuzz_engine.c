@@ -1,0 +1,333 @@
+/*
+ * fuzz_engine: the whole engine on a raw HTTP request, with the shipped
+ * rules (every rules/NAME.rules file).
+ *
+ * Input: a 4-byte head, then the request, read loosely (nothing is
+ * rejected; whatever parses is used):
+ *
+ *   METHOD SP TARGET SP VERSION \r\n (NAME: VALUE \r\n)* \r\n BODY
+ *
+ * '\r' before '\n' is optional; a line without ':' is a header with an
+ * empty value; the target runs to the last space of the request line.
+ * Every string is copied to a heap buffer of its exact size.
+ *
+ *   head[0]  max_cookies: bits 0-4 (0: the default)
+ *   head[1]  max_header_bytes: 16 * head[1] (0: the default)
+ *   head[2]  decode_rounds: bit 2 set: the default, else 1 + bits 0-1;
+ *            bits 3-7: the regex match limit, 1000 * (1 + value)
+ *   head[3]  bit 0: exchange_guard_backends set; bit 1: trusted networks
+ *            set; bits 2-4: the client address (a list, or the first
+ *            X-Forwarded-For); bit 5: evaluate first with the body
+ *            pending, as nginx does, then again with it read
+ *
+ * The rules directory: $EG_RULES_DIR, else the compile-time EG_RULES_DIR,
+ * else "rules"; loaded once in LLVMFuzzerInitialize.
+ *
+ * Invariants: the verdict invariants (fuzz_common.h); evaluating again
+ * gives the same verdict; a pending-body evaluation never reads the body;
+ * the log line (as nginx would write it) is valid (fuzz_log_check.h).
+ */
+
+#include <glob.h>
+
+#include "fuzz_log_check.h"
+
+
+#ifndef EG_RULES_DIR
+#define EG_RULES_DIR  "rules"
+#endif
+
+#define HEAD         4
+#define MAX_HEADERS  256
+
+
+static eg_ruleset_t  *rules;
+static eg_cidr_t      trusted[3];
+static eg_str_t       backends[2];
+
+static const char    *addrs[] = {
+    "192.0.2.1", "10.0.0.5", "::1", "2001:db8::5", "", "unix:",
+    "not-an-address", NULL /* X-Forwarded-For */
+};
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char         err[1024], pattern[4096];
+    size_t       i;
+    glob_t       gl;
+    const char  *dir;
+
+    (void) argc;
+    (void) argv;
+
+    dir = getenv("EG_RULES_DIR");
+    if (dir == NULL || *dir == '\0') {
+        dir = EG_RULES_DIR;
+    }
+
+    snprintf(pattern, sizeof(pattern), "%s/*.rules", dir);
+
+    if (glob(pattern, 0, NULL, &gl) != 0 || gl.gl_pathc == 0) {
+        fprintf(stderr, "fuzz_engine: no rule file matches %s (set "
+                "EG_RULES_DIR)\n", pattern);
+        exit(2);
+    }
+
+    rules = eg_ruleset_new();
+    if (rules == NULL) {
+        abort();
+    }
+
+    for (i = 0; i < gl.gl_pathc; i++) {
+        if (eg_ruleset_load_file(rules, gl.gl_pathv[i], err, sizeof(err))
+            != 0)
+        {
+            fprintf(stderr, "fuzz_engine: %s\n", err);
+            exit(2);
+        }
+    }
+
+    globfree(&gl);
+
+    if (eg_cidr_parse(fuzz_cstr("10.0.0.0/8"), &trusted[0]) != 0
+        || eg_cidr_parse(fuzz_cstr("192.168.0.0/16"), &trusted[1]) != 0
+        || eg_cidr_parse(fuzz_cstr("2001:db8::/32"), &trusted[2]) != 0)
+    {
+        abort();
+    }
+
+    backends[0] = fuzz_cstr("EX01.contoso.local");
+    backends[1] = fuzz_cstr("ex02");
+
+    return 0;
+}
+
+
+static eg_str_t
+trim(const uint8_t *s, const uint8_t *e)
+{
+    while (s < e && (*s == ' ' || *s == '\t')) {
+        s++;
+    }
+
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) {
+        e--;
+    }
+
+    return fuzz_dup(s, e - s);
+}
+
+
+/* the end of the line at s (before "\r\n" or "\n"), and the next line */
+
+static const uint8_t *
+line_end(const uint8_t *s, const uint8_t *end, const uint8_t **next)
+{
+    const uint8_t  *nl;
+
+    nl = memchr(s, '\n', end - s);
+
+    if (nl == NULL) {
+        *next = end;
+        return end;
+    }
+
+    *next = nl + 1;
+    return (nl > s && nl[-1] == '\r') ? nl - 1 : nl;
+}
+
+
+static void
+parse_request(const uint8_t *s, const uint8_t *end, eg_request_t *req,
+    eg_header_t *h)
+{
+    const uint8_t  *eol, *next, *sp, *colon, *p;
+
+    memset(req, 0, sizeof(eg_request_t));
+    req->headers = h;
+
+    /* the request line */
+
+    eol = line_end(s, end, &next);
+
+    sp = memchr(s, ' ', eol - s);
+    if (sp == NULL) {
+        req->method = fuzz_dup(s, eol - s);
+        req->target = fuzz_dup(eol, 0);
+
+    } else {
+        req->method = fuzz_dup(s, sp - s);
+        s = sp + 1;
+
+        for (p = eol; p > s && p[-1] != ' '; p--) { /* void */ }
+
+        req->target = (p > s) ? fuzz_dup(s, p - 1 - s) : fuzz_dup(s, eol - s);
+    }
+
+    /* headers, to the first empty line */
+
+    for (s = next; s < end; s = next) {
+        eol = line_end(s, end, &next);
+
+        if (eol == s) {
+            s = next;
+            break;
+        }
+
+        if (req->nheaders == MAX_HEADERS) {
+            continue;
+        }
+
+        colon = memchr(s, ':', eol - s);
+
+        if (colon) {
+            h[req->nheaders].name = fuzz_dup(s, colon - s);
+            h[req->nheaders].value = trim(colon + 1, eol);
+
+        } else {
+            h[req->nheaders].name = fuzz_dup(s, eol - s);
+            h[req->nheaders].value = fuzz_dup(eol, 0);
+        }
+
+        req->nheaders++;
+    }
+
+    req->body = fuzz_dup(s < end ? s : end, s < end ? (size_t) (end - s) : 0);
+    req->body_state = EG_BODY_READ;
+}
+
+
+static eg_str_t
+header(const eg_request_t *req, const char *name)
+{
+    size_t    i;
+    eg_str_t  none = { NULL, 0 };
+
+    for (i = 0; i < req->nheaders; i++) {
+        if (eg_cookie_name_is(req->headers[i].name, fuzz_cstr(name))) {
+            return req->headers[i].value;
+        }
+    }
+
+    return none;
+}
+
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int                blocked;
+    unsigned           a, i;
+    uint8_t            head[HEAD];
+    eg_str_t           xff;
+    eg_header_t       *h;
+    eg_request_t       req;
+    eg_options_t       opts;
+    eg_verdict_t       v, v2;
+    eg_log_event_t     ev;
+    const eg_alloc_t  *alloc;
+
+    if (size < HEAD) {
+        return 0;
+    }
+
+    alloc = fuzz_arena_init();
+    memcpy(head, data, HEAD);
+
+    h = fuzz_arena_alloc(&fuzz_arena, MAX_HEADERS * sizeof(eg_header_t));
+    parse_request(data + HEAD, data + size, &req, h);
+
+    if (fuzz_known_bugs_skipped()
+        && (req.target.len == 0 || req.target.data[0] != '/'))
+    {
+        /* regressions/fuzz_uri/relative-*: prefix the '/' nginx ensures */
+        unsigned char *t = fuzz_arena_alloc(&fuzz_arena, req.target.len + 1);
+        t[0] = '/';
+        if (req.target.len) {
+            memcpy(t + 1, req.target.data, req.target.len);
+        }
+        req.target.data = t;
+        req.target.len++;
+    }
+
+    memset(&opts, 0, sizeof(eg_options_t));
+    opts.max_cookies = head[0] & 0x1f;
+    opts.max_header_bytes = 16 * (size_t) head[1];
+    opts.decode_rounds = (head[2] & 4) ? 0 : 1 + (head[2] & 3);
+
+    if (head[3] & 1) {
+        opts.backends = backends;
+        opts.nbackends = 2;
+    }
+
+    if (head[3] & 2) {
+        opts.trusted = trusted;
+        opts.ntrusted = 3;
+    }
+
+    a = (head[3] >> 2) & 7;
+
+    if (addrs[a]) {
+        req.client_addr = fuzz_cstr(addrs[a]);
+
+    } else {
+        xff = header(&req, "X-Forwarded-For");
+        req.client_addr = xff.data ? xff : fuzz_cstr("");
+    }
+
+    eg_ruleset_set_regex_limits(rules, 1000 * (1 + (head[2] >> 3)), 1000);
+
+    /* as nginx: first without the body, then with it if a rule asks */
+
+    if (head[3] & 0x20) {
+        eg_request_t  pending = req;
+        eg_str_t      nobody = { NULL, 0 };
+
+        pending.body_state = EG_BODY_PENDING;
+        pending.body = nobody;
+
+        eg_eval(rules, &pending, &opts, alloc, &v);
+        fuzz_check_verdict(rules, &v);
+    }
+
+    eg_eval(rules, &req, &opts, alloc, &v);
+    fuzz_check_verdict(rules, &v);
+
+    FUZZ_CHECK(v.need_body == 0, "need_body with the body read");
+
+    eg_eval(rules, &req, &opts, alloc, &v2);
+    FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "two evaluations differ");
+
+    /* the log line, as the module writes it */
+
+    if (v.path.data == NULL) {
+        (void) eg_uri_normalize(req.target, 3, alloc, &v.path, &v.query);
+    }
+
+    blocked = v.action == EG_BLOCK || v.limit != EG_LIMIT_NONE;
+
+    memset(&ev, 0, sizeof(eg_log_event_t));
+    ev.msec = 1700000000000ULL + (head[0] | head[1] << 8 | head[2] << 16);
+    ev.action = blocked ? "blocked" : "detected";
+    ev.verdict = &v;
+    ev.source_ip = req.client_addr;
+    ev.source_port = 40000 + head[3];
+    ev.client_ip = header(&req, "X-Forwarded-For");
+    ev.method = req.method;
+    ev.url_original = req.target;
+    ev.user_agent = header(&req, "User-Agent");
+    ev.request_id = header(&req, "X-Request-Id");
+    ev.server_address = header(&req, "Host");
+    ev.status = blocked ? 403 : 0;
+
+    (void) fuzz_check_log(&ev);
+
+    for (i = 0; i < v.nmatches; i++) {
+        (void) eg_rule_id(v.matches[i].rule);
+    }
+
+    fuzz_arena_reset();
+    return 0;
+}
