@@ -239,18 +239,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     h = fuzz_arena_alloc(&fuzz_arena, MAX_HEADERS * sizeof(eg_header_t));
     parse_request(data + HEAD, data + size, &req, h);
 
-    if (fuzz_known_bugs_skipped()
-        && (req.target.len == 0 || req.target.data[0] != '/'))
-    {
-        /* regressions/fuzz_uri/relative-*: prefix the '/' nginx ensures */
-        unsigned char *t = fuzz_arena_alloc(&fuzz_arena, req.target.len + 1);
-        t[0] = '/';
-        if (req.target.len) {
-            memcpy(t + 1, req.target.data, req.target.len);
-        }
-        req.target.data = t;
-        req.target.len++;
-    }
 
     memset(&opts, 0, sizeof(eg_options_t));
     opts.max_cookies = head[0] & 0x1f;

@@ -298,19 +298,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.target = f[3].data ? f[3] : fuzz_cstr("");
     req.client_addr = f[1].len ? f[1] : f[0].data ? f[0] : fuzz_cstr("");
 
-    /* the target must start with '/' to dodge a known engine bug */
-    if (fuzz_known_bugs_skipped()
-        && (req.target.len == 0 || req.target.data[0] != '/'))
-    {
-        unsigned char *t = fuzz_arena_alloc(&fuzz_arena, req.target.len + 1);
-        t[0] = '/';
-        if (req.target.len) {
-            memcpy(t + 1, req.target.data, req.target.len);
-        }
-        req.target.data = t;
-        req.target.len++;
-    }
-
     h[0].name = fuzz_cstr("User-Agent");
     h[0].value = f[4].data ? f[4] : fuzz_cstr("");
     h[1].name = fuzz_cstr("Host");

@@ -544,5 +544,20 @@ def runaway_regex_stops_at_the_match_limit(workdir):
     return 2
 
 
+@suite.test
+def realip_client_and_tcp_source(workdir):
+    server = "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;"
+    with Env(workdir, server=server) as env:
+        r = eg.request(env.nginx.port, "GET", "/ecp/y.js",
+                       [("Cookie", "X-BEResource=localhost~1"),
+                        ("X-Forwarded-For", "203.0.113.7")])
+        check(r.status == 403, "status %d" % r.status)
+        e = env.nginx.entries()[0]
+        check(e["client"]["ip"] == "203.0.113.7", "client: %s" % e["client"])
+        check(e["source"]["ip"] == "127.0.0.1" and e["source"]["port"] > 0,
+              "source: %s" % e["source"])
+    return 1
+
+
 if __name__ == "__main__":
     sys.exit(suite.run(sys.argv[1] if len(sys.argv) > 1 else None))
