@@ -235,6 +235,14 @@ eg_trim(const unsigned char *s, const unsigned char *e)
     size_t    n;
     eg_str_t  r;
 
+    /* the usual case: printable ASCII at both ends */
+
+    if (s < e && *s > 0x20 && *s < 0x7f && e[-1] > 0x20 && e[-1] < 0x7f) {
+        r.data = s;
+        r.len = e - s;
+        return r;
+    }
+
     while ((n = eg_space(s, e, 0)) != 0) {
         s += n;
     }

@@ -20,6 +20,7 @@
 #ifndef EG_TEST_H
 #define EG_TEST_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -330,7 +331,10 @@ eg_test_run(const char *name, void (*fn)(void), const char *file, int line)
     close(fd[0]);
 
     while (waitpid(pid, &status, 0) < 0) {
-        /* void */
+        if (errno != EINTR) {
+            status = -1;
+            break;
+        }
     }
 
     if (got == sizeof(counts)) {

@@ -26,6 +26,7 @@ static void test_syntax(void);
 static void test_lengths(void);
 static void test_backends(void);
 static void test_reason(void);
+static void test_null(void);
 
 
 static const eg_str_t  backends[] = {
@@ -281,6 +282,17 @@ test_reason(void)
 }
 
 
+/* an empty eg_str_t may have no data at all (eg_rule_cve returns one) */
+
+static void
+test_null(void)
+{
+    eg_str_t  empty = { NULL, 0 };
+
+    CHECK(eg_backend_check(empty, NULL, 0) == EG_BACKEND_SYNTAX);
+}
+
+
 int
 main(void)
 {
@@ -291,6 +303,7 @@ main(void)
     EG_RUN(test_lengths);
     EG_RUN(test_backends);
     EG_RUN(test_reason);
+    EG_RUN(test_null);
 
     return eg_test_done();
 }

@@ -40,6 +40,7 @@ static void test_relative(void);
 static void test_relative_segments(void);
 static void test_alloc_failure(void);
 static void test_random_paths(void);
+static void test_null(void);
 
 
 static void
@@ -543,6 +544,28 @@ test_random_paths(void)
 }
 
 
+/* an empty eg_str_t may have no data at all (eg_rule_cve returns one) */
+
+static void
+test_null(void)
+{
+    eg_str_t          empty = { NULL, 0 }, p, q;
+    eg_alloc_t       *alloc;
+    eg_test_arena_t   arena;
+
+    alloc = eg_test_arena_init(&arena);
+
+    CHECK_INT(eg_url_decode(empty, 3, 1, alloc, &p), 0);
+    CHECK_INT(p.len, 0);
+
+    CHECK_INT(eg_uri_normalize(empty, 3, alloc, &p, &q), 0);
+    CHECK_STR(p, "/");
+    CHECK_STR(q, "");
+
+    eg_test_arena_free(&arena);
+}
+
+
 int
 main(void)
 {
@@ -563,6 +586,7 @@ main(void)
     EG_RUN(test_relative_segments);
     EG_RUN(test_alloc_failure);
     EG_RUN(test_random_paths);
+    EG_RUN(test_null);
 
     return eg_test_done();
 }
