@@ -235,9 +235,18 @@ eg_trim(const unsigned char *s, const unsigned char *e)
     size_t    n;
     eg_str_t  r;
 
-    /* the usual case: printable ASCII at both ends */
+    /* the usual case: "; name=value", printable ASCII once the spaces
+       that follow the ';' are skipped */
 
-    if (s < e && *s > 0x20 && *s < 0x7f && e[-1] > 0x20 && e[-1] < 0x7f) {
+    while (s < e && *s == ' ') {
+        s++;
+    }
+
+    while (e > s && e[-1] == ' ') {
+        e--;
+    }
+
+    if (s == e || (*s > 0x20 && *s < 0x7f && e[-1] > 0x20 && e[-1] < 0x7f)) {
         r.data = s;
         r.len = e - s;
         return r;

@@ -8,9 +8,11 @@
 # Each test is built with AddressSanitizer and UBSan (or without them when
 # the compiler has no sanitizer runtime) into build/unit/ and run from the
 # repository root.  A test that needs link flags (test_oom.c wraps malloc)
-# names them in a " * ldflags: ..." line of its opening comment.  The last line is the sum of the per-binary summaries,
-# "N passed, N failed"; the exit status is non-zero on any failure, any
-# build error, or a binary that did not print its summary.
+# names them in a " * ldflags: ..." line of its opening comment.
+#
+# The last line is the sum of the per-binary summaries, "N passed, N
+# failed"; the exit status is non-zero on any failure, any build error, or
+# a binary that did not print its summary.
 
 set -u
 
