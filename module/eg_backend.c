@@ -30,7 +30,7 @@ eg_backend_check(eg_str_t value, const eg_str_t *backends, size_t nbackends)
     eg_str_t              host, version;
     const unsigned char  *tilde;
 
-    tilde = memchr(value.data, '~', value.len);
+    tilde = value.len ? memchr(value.data, '~', value.len) : NULL;
     if (tilde == NULL) {
         return EG_BACKEND_SYNTAX;
     }

@@ -211,6 +211,15 @@ eg_log_format(unsigned char *buf, const eg_log_event_t *ev)
 
     primary = m ? m->rule : NULL;
 
+    /* refused for a limit alone: a "log" rule that matched decided nothing */
+
+    if (v->limit != EG_LIMIT_NONE && strcmp(ev->action, "blocked") == 0
+        && (primary == NULL || primary->action != EG_BLOCK))
+    {
+        m = NULL;
+        primary = NULL;
+    }
+
     eg_raw(&o, "{\"@timestamp\":\"");
     eg_timestamp(&o, ev->msec);
 

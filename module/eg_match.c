@@ -49,6 +49,8 @@ static int eg_test_body(eg_state_t *st, const eg_cond_t *c);
 static int eg_json_value(void *data, eg_str_t key, eg_str_t value);
 static int eg_test_client(eg_state_t *st, const eg_cond_t *c);
 static int eg_form_body(eg_state_t *st);
+static int eg_test_multipart(eg_state_t *st, const eg_cond_t *c,
+    eg_str_t body);
 static eg_str_t eg_query_text(eg_state_t *st);
 static void eg_need_path(eg_state_t *st);
 static int eg_need_cookies(eg_state_t *st);
@@ -214,10 +216,10 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
         rc = eg_test_pairs(st, c, eg_query_text(st));
 
         if (rc == 0 && eg_form_body(st)) {
-            if (req->body_state != EG_BODY_READ) {
-                return eg_test_body(st, c);
+            rc = eg_test_body(st, c);
+            if (rc < 0) {
+                return rc;
             }
-            rc = eg_test_pairs(st, c, req->body);
         }
 
         if (rc == 0) {
@@ -482,15 +484,20 @@ eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
 }
 
 
-/* 1 if the body is an HTML form, which ASP.NET parses into Request.Form */
+/*
+ * An HTML form body, which ASP.NET parses into Request.Form: 1 for
+ * application/x-www-form-urlencoded, 2 for multipart/form-data, else 0.
+ */
 
 static int
 eg_form_body(eg_state_t *st)
 {
     size_t              i;
-    eg_str_t            form = eg_string("application/x-www-form-urlencoded");
+    eg_str_t            v;
     const eg_header_t  *h;
     static const eg_str_t  ct = eg_string("content-type");
+    static const eg_str_t  form = eg_string("application/x-www-form-urlencoded");
+    static const eg_str_t  multi = eg_string("multipart/form-data");
 
     if (st->req->body_state == EG_BODY_NONE) {
         return 0;
@@ -499,10 +506,102 @@ eg_form_body(eg_state_t *st)
     for (i = 0; i < st->req->nheaders; i++) {
         h = &st->req->headers[i];
 
-        if (eg_str_ieq(h->name, ct) && h->value.len >= form.len) {
-            eg_str_t v = { h->value.data, form.len };
-            return eg_str_ieq(v, form);
+        if (!eg_str_ieq(h->name, ct)) {
+            continue;
         }
+
+        v.data = h->value.data;
+        v.len = h->value.len < form.len ? h->value.len : form.len;
+        if (eg_str_ieq(v, form)) {
+            return 1;
+        }
+
+        v.len = h->value.len < multi.len ? h->value.len : multi.len;
+        return eg_str_ieq(v, multi) ? 2 : 0;
+    }
+
+    return 0;
+}
+
+
+/*
+ * multipart/form-data fields by name: each part's Content-Disposition
+ * name="..." and the part's content up to the next CRLF "--".  Read
+ * without the boundary, so a malformed boundary cannot hide a part.
+ */
+
+static int
+eg_test_multipart(eg_state_t *st, const eg_cond_t *c, eg_str_t body)
+{
+    eg_str_t              name, value, hay;
+    const unsigned char  *p, *end, *q, *e;
+    static const eg_str_t  key = eg_string("name=");
+
+    p = body.data;
+    end = body.data + body.len;
+
+    while (p < end) {
+        hay.data = p;
+        hay.len = end - p;
+
+        /* the next "name=" */
+
+        for (q = p; q + key.len <= end; q++) {
+            hay.data = q;
+            hay.len = key.len;
+            if (eg_str_ieq(hay, key)) {
+                break;
+            }
+        }
+
+        if (q + key.len > end) {
+            return 0;
+        }
+
+        q += key.len;
+        p = q;
+
+        if (q < end && *q == '"') {
+            q++;
+            for (e = q; e < end && *e != '"'; e++) { /* void */ }
+        } else {
+            for (e = q; e < end && *e != ';' && *e != '\r' && *e != '\n';
+                 e++)
+            { /* void */ }
+        }
+
+        name.data = q;
+        name.len = e - q;
+
+        if (!eg_str_ieq(name, c->key)) {
+            continue;
+        }
+
+        for (q = e; q + 3 < end; q++) {
+            if (q[0] == '\r' && q[1] == '\n' && q[2] == '\r' && q[3] == '\n') {
+                break;
+            }
+        }
+
+        if (q + 3 >= end) {
+            return 0;
+        }
+
+        value.data = q + 4;
+
+        for (e = value.data; e + 3 < end; e++) {
+            if (e[0] == '\r' && e[1] == '\n' && e[2] == '-' && e[3] == '-') {
+                break;
+            }
+        }
+
+        value.len = (e + 3 < end ? e : end) - value.data;
+
+        if (eg_test(st, c, value)) {
+            return 1;
+        }
+
+        p = value.data;
     }
 
     return 0;
@@ -542,7 +641,14 @@ eg_test_body(eg_state_t *st, const eg_cond_t *c)
 
     case EG_F_FORM:
     case EG_F_PARAM:
-        return eg_form_body(st) ? eg_test_pairs(st, c, *body) : 0;
+        switch (eg_form_body(st)) {
+        case 1:
+            return eg_test_pairs(st, c, *body);
+        case 2:
+            return eg_test_multipart(st, c, *body);
+        default:
+            return 0;
+        }
 
     default:
         st->cond = c;

@@ -7,6 +7,7 @@
  */
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,10 @@ static int eg_error(eg_parser_t *p, const char *fmt, ...);
 static eg_str_t eg_dup(eg_parser_t *p, eg_str_t s, int lower);
 static int eg_push(void ***arr, size_t *n, size_t *nalloc, void *item);
 static const eg_rule_t *eg_find_rule(eg_parser_t *p, eg_str_t id);
-static int eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p);
+static int eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p,
+    eg_str_t **out);
+static void eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p,
+    eg_str_t *names);
 
 
 void *
@@ -237,11 +241,18 @@ eg_ruleset_load_file(eg_ruleset_t *rs, const char *path, char *err,
     int             rc;
     long            size;
     FILE           *f;
+    struct stat     st;
     unsigned char  *buf;
 
     f = fopen(path, "rb");
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        fclose(f);
         return -1;
     }
 
@@ -287,6 +298,7 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
     const unsigned char *buf, size_t len, char *err, size_t errlen)
 {
     size_t       i, need;
+    eg_str_t    *names;
     eg_mem_t    *last;
     eg_parser_t  p;
 
@@ -307,6 +319,9 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
         goto failed;
     }
 
+    /* make every allocation first: past this point nothing can fail, so
+       the set takes the whole file or nothing */
+
     need = rs->nrules + p.nrules;
     if (need > rs->nalloc) {
         eg_rule_t **rules = realloc(rs->rules, need * sizeof(eg_rule_t *));
@@ -318,27 +333,29 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
         rs->nalloc = need;
     }
 
-    for (i = 0; i < p.ncodes; i++) {
-        if (eg_push((void ***) &rs->codes, &rs->ncodes, &rs->ncodes_alloc,
-                    p.codes[i])
-            != 0)
-        {
-            /* codes already pushed stay owned by rs; drop the rest */
+    need = rs->ncodes + p.ncodes;
+    if (need > rs->ncodes_alloc) {
+        pcre2_code **codes = realloc(rs->codes, need * sizeof(pcre2_code *));
+        if (codes == NULL) {
             snprintf(err, errlen, "%s: out of memory", name);
-            for ( /* void */ ; i < p.ncodes; i++) {
-                pcre2_code_free(p.codes[i]);
-            }
-            free(p.codes);
-            free(p.rules);
-            eg_mem_free(p.mem);
-            return -1;
+            goto failed;
         }
+        rs->codes = codes;
+        rs->ncodes_alloc = need;
     }
 
-    if (eg_collect_cookie_names(rs, &p) != 0) {
+    if (eg_collect_cookie_names(rs, &p, &names) != 0) {
         snprintf(err, errlen, "%s: out of memory", name);
         goto failed;
     }
+
+    if (p.ncodes) {
+        memcpy(rs->codes + rs->ncodes, p.codes,
+               p.ncodes * sizeof(pcre2_code *));
+        rs->ncodes += p.ncodes;
+    }
+
+    eg_commit_cookie_names(rs, &p, names);
 
     memcpy(rs->rules + rs->nrules, p.rules, p.nrules * sizeof(eg_rule_t *));
     rs->nrules += p.nrules;
@@ -457,6 +474,10 @@ eg_tokenize(eg_parser_t *p, const unsigned char *s, size_t len,
             d = dst;
 
             while (i < len && s[i] != q) {
+                if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f) {
+                    return eg_error(p, "control character in rule file");
+                }
+
                 if (q == '"' && s[i] == '\\' && i + 1 < len
                     && (s[i + 1] == '"' || s[i + 1] == '\\'))
                 {
@@ -1045,29 +1066,38 @@ eg_find_rule(eg_parser_t *p, eg_str_t id)
 /*
  * The cookie names the new rules ask for join the set's list, so that the
  * Cookie parser keeps only those.  The names live in the parser's memory,
- * which the set adopts on success.
+ * which the set adopts on success.  The list is built first and committed
+ * after every other allocation has succeeded.
  */
 
 static int
-eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p)
+eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
 {
-    size_t      i, j, k, n;
-    eg_str_t   *names;
-    eg_cond_t  *c;
+    size_t      i, n;
 
     n = rs->ncookie_names;
     for (i = 0; i < p->nrules; i++) {
         n += p->rules[i]->nconds;
     }
 
-    names = malloc((n ? n : 1) * sizeof(eg_str_t));
-    if (names == NULL) {
+    *out = malloc((n ? n : 1) * sizeof(eg_str_t));
+    if (*out == NULL) {
         return -1;
     }
 
     if (rs->ncookie_names) {
-        memcpy(names, rs->cookie_names, rs->ncookie_names * sizeof(eg_str_t));
+        memcpy(*out, rs->cookie_names, rs->ncookie_names * sizeof(eg_str_t));
     }
+
+    return 0;
+}
+
+
+static void
+eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *names)
+{
+    size_t      i, j, k, n;
+    eg_cond_t  *c;
 
     n = rs->ncookie_names;
 
@@ -1100,7 +1130,6 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p)
     free(rs->cookie_names);
     rs->cookie_names = names;
     rs->ncookie_names = n;
-    return 0;
 }
 
 

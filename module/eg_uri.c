@@ -31,8 +31,9 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
 
     /* nothing to decode: the input is the answer, no copy */
 
-    if (memchr(in.data, '%', in.len) == NULL
-        && (!plus_is_space || memchr(in.data, '+', in.len) == NULL))
+    if (in.len == 0
+        || (memchr(in.data, '%', in.len) == NULL
+            && (!plus_is_space || memchr(in.data, '+', in.len) == NULL)))
     {
         *out = in;
         return 0;
@@ -101,7 +102,7 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
         }
     }
 
-    qm = memchr(p.data, '?', p.len);
+    qm = p.len ? memchr(p.data, '?', p.len) : NULL;
 
     if (qm) {
         q.data = qm + 1;
@@ -142,7 +143,9 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
         }
 
         buf[0] = '/';
-        memcpy(buf + 1, dec.data, dec.len);
+        if (dec.len) {
+            memcpy(buf + 1, dec.data, dec.len);
+        }
         path->data = buf;
         path->len = eg_path_canonical(buf, dec.len + 1);
     }

@@ -480,7 +480,7 @@ ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
     const eg_rule_t     *rule;
     eg_verdict_t        *v = &ctx->verdict;
 
-    ids = sizeof("EG-LIMIT");
+    ids = sizeof(",EG-LIMIT");
     cves = 0;
 
     for (i = 0; i < v->nmatches; i++) {
@@ -506,7 +506,10 @@ ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
         p = ngx_cpymem(p, s.data, s.len);
     }
 
-    if (v->nmatches == 0) {
+    if (v->limit != EG_LIMIT_NONE && v->action != EG_BLOCK) {
+        if (p != ctx->rule_ids.data) {
+            *p++ = ',';
+        }
         p = ngx_cpymem(p, "EG-LIMIT", sizeof("EG-LIMIT") - 1);
     }
 

@@ -183,13 +183,20 @@ fuzz_touch(eg_str_t s)
 }
 
 
-/* verdict invariants any evaluation must keep */
+/*
+ * Verdict invariants any evaluation must keep.  Rules act "block", "log"
+ * or "note"; a note never decides: the action is the strongest of the
+ * other matches, notes are evaluated (and listed after every other match)
+ * only for a request that is logged anyway: action log or block, or a
+ * limit hit.
+ */
 
 static FUZZ_UNUSED void
 fuzz_check_verdict(const eg_ruleset_t *rs, const eg_verdict_t *v)
 {
+    int           note_seen;
     size_t        i, k, n;
-    eg_action_e   strongest;
+    eg_action_e   a, strongest;
 
     n = eg_ruleset_count(rs);
 
@@ -201,11 +208,13 @@ fuzz_check_verdict(const eg_ruleset_t *rs, const eg_verdict_t *v)
                "nmatches %u for total %u", v->nmatches, v->total);
     FUZZ_CHECK(v->total <= n, "total %u > %zu rules", v->total, n);
     FUZZ_CHECK(v->limit <= EG_LIMIT_BODY, "limit %d", (int) v->limit);
-    FUZZ_CHECK(v->action <= EG_BLOCK, "action %d", (int) v->action);
+    FUZZ_CHECK(v->action == EG_PASS || v->action == EG_LOG
+               || v->action == EG_BLOCK, "action %d", (int) v->action);
     FUZZ_CHECK(v->total > 0 || v->action == EG_PASS,
                "action %d without a match", (int) v->action);
 
     strongest = EG_PASS;
+    note_seen = 0;
 
     for (i = 0; i < v->nmatches; i++) {
         for (k = 0; k < n; k++) {
@@ -216,8 +225,23 @@ fuzz_check_verdict(const eg_ruleset_t *rs, const eg_verdict_t *v)
 
         FUZZ_CHECK(k < n, "match %zu names a rule not in the set", i);
 
-        if (eg_rule_action(v->matches[i].rule) > strongest) {
-            strongest = eg_rule_action(v->matches[i].rule);
+        a = eg_rule_action(v->matches[i].rule);
+        FUZZ_CHECK(a == EG_NOTE || a == EG_LOG || a == EG_BLOCK,
+                   "match %zu: rule action %d", i, (int) a);
+
+        if (a == EG_NOTE) {
+            note_seen = 1;
+            FUZZ_CHECK(v->action >= EG_LOG || v->limit != EG_LIMIT_NONE,
+                       "note %.*s listed for a request neither logged nor "
+                       "limited", (int) eg_rule_id(v->matches[i].rule).len,
+                       eg_rule_id(v->matches[i].rule).data);
+
+        } else {
+            FUZZ_CHECK(!note_seen, "match %zu (action %d) listed after a "
+                       "note", i, (int) a);
+            if (a > strongest) {
+                strongest = a;
+            }
         }
 
         FUZZ_CHECK(v->matches[i].field.data != NULL
@@ -234,11 +258,15 @@ fuzz_check_verdict(const eg_ruleset_t *rs, const eg_verdict_t *v)
         }
     }
 
-    /* matches past EG_MAX_MATCHES are not listed, so only ">=" then */
-    FUZZ_CHECK(v->total > v->nmatches ? v->action >= strongest
-                                      : v->action == strongest,
-               "action %d, strongest listed match %d", (int) v->action,
-               (int) strongest);
+    /* all deciding matches are listed when a note is, or when every
+       match is; else some may be past EG_MAX_MATCHES */
+    if (note_seen || v->total == v->nmatches) {
+        FUZZ_CHECK(v->action == strongest, "action %d, strongest deciding "
+                   "match %d", (int) v->action, (int) strongest);
+    } else {
+        FUZZ_CHECK(v->action >= strongest, "action %d, strongest listed "
+                   "match %d", (int) v->action, (int) strongest);
+    }
 
     if (v->limit == EG_LIMIT_REGEX) {
         FUZZ_CHECK(v->limit_rule != NULL, "regex limit without its rule");

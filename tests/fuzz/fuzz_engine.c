@@ -14,7 +14,8 @@
  *   head[0]  max_cookies: bits 0-4 (0: the default)
  *   head[1]  max_header_bytes: 16 * head[1] (0: the default)
  *   head[2]  decode_rounds: bit 2 set: the default, else 1 + bits 0-1;
- *            bits 3-7: the regex match limit, 1000 * (1 + value)
+ *            bits 3-7: the regex match limit, 1000 * (1 + value), depth
+ *            limit 1000 (31: the defaults)
  *   head[3]  bit 0: exchange_guard_backends set; bit 1: trusted networks
  *            set; bits 2-4: the client address (a list, or the first
  *            X-Forwarded-For); bit 5: evaluate first with the body
@@ -265,7 +266,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         req.client_addr = xff.data ? xff : fuzz_cstr("");
     }
 
-    eg_ruleset_set_regex_limits(rules, 1000 * (1 + (head[2] >> 3)), 1000);
+    /* 31: the defaults */
+    if ((head[2] >> 3) != 31) {
+        opts.match_limit = 1000 * (1 + (head[2] >> 3));
+        opts.depth_limit = 1000;
+    }
 
     /* as nginx: first without the body, then with it if a rule asks */
 

@@ -188,8 +188,6 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
 
-    eg_ruleset_set_regex_limits(rules, 20000, 1000);
-
     if (eg_cidr_parse(fuzz_cstr("10.0.0.0/8"), &trusted[0]) != 0) {
         abort();
     }
@@ -321,6 +319,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     opts.max_cookies = (head[12] & 0x10) ? 0 : 1 + (head[12] >> 5) % 4;
     opts.trusted = trusted;
     opts.ntrusted = 1;
+    opts.match_limit = 20000;
+    opts.depth_limit = 1000;
 
     eg_eval(rules, &req, &opts, alloc, &v);
     fuzz_check_verdict(rules, &v);

@@ -12,7 +12,7 @@
  *     same message, within the buffer
  *   - on success: 0, at least one rule added, each with a valid id (1-64
  *     of [A-Za-z0-9._-]), a name of 1-256 bytes, 1-16 CVE-YYYY-NNNN ids,
- *     action block or log; loading the same text again fails with
+ *     action block, log or note; loading the same text again fails with
  *     "duplicate rule id" and leaves the set as it was
  *   - on success the set evaluates two fixed requests (a JSON POST and a
  *     form POST carrying every kind of field) twice with the same verdict,
@@ -174,7 +174,8 @@ check_rule(const eg_rule_t *r)
                "name of %zu bytes", name.len);
     (void) fuzz_touch(name);
 
-    FUZZ_CHECK(eg_rule_action(r) == EG_BLOCK || eg_rule_action(r) == EG_LOG,
+    FUZZ_CHECK(eg_rule_action(r) == EG_BLOCK || eg_rule_action(r) == EG_LOG
+               || eg_rule_action(r) == EG_NOTE,
                "action %d", (int) eg_rule_action(r));
 
     FUZZ_CHECK(eg_rule_ncves(r) >= 1 && eg_rule_ncves(r) <= 16,

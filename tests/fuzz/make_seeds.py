@@ -201,7 +201,7 @@ def main():
 
             # the raw request, as the harness parses it: CRLF head, then body
             if req is None:
-                out.put("fuzz_engine", name, b"\x00\x00\x04\x00" + raw)
+                out.put("fuzz_engine", name, b"\x00\x00\xfc\x00" + raw)
                 continue
 
             method, target, version, headers, body = req
@@ -210,7 +210,7 @@ def main():
             headtext += b"\r\n"
             # defaults; every third with backends + trusted networks set and
             # the body pending first; every fifth with small limits
-            h = bytearray(b"\x00\x00\x04\x00")
+            h = bytearray(b"\x00\x00\xfc\x00")
             if idx % 3 == 0:
                 h[3] = 0x23
             if idx % 5 == 0:
@@ -271,6 +271,10 @@ def main():
                   b" cve CVE-2021-26855\n action log\n"
                   b" match header:X regex \"a\\\"b\\\\c\\d\"\nend\n",
         "nul": b"rule X\n name \"a\x00b\"\nend\n",
+        "note": b"rule N-1\n name \"a note\"\n cve CVE-2021-26855\n"
+                b" action note\n match path regex '^/'\nend\n"
+                b"rule L-1\n name \"logged\"\n cve CVE-2021-26855\n"
+                b" action log\n match method is POST\nend\n",
     }
     for k in sorted(broken):
         out.put("fuzz_rules", k, broken[k])

@@ -1,0 +1,844 @@
+/*
+ * eg-bench: engine-level micro-benchmark of exchange_guard.
+ *
+ *   eg-bench --rules GLOB [--rules GLOB ...] [--min-ms MS] [--repeat R]
+ *            corpus FILE.http ...
+ *       ns per request over every record of the files, evaluated as nginx
+ *       does (headers first; the body only when a rule asks for it and
+ *       nothing refused the request already).  Prints
+ *       "corpus <records> <ns/request> <blocked>".
+ *
+ *   eg-bench --rules GLOB ... --passes N cgcorpus FILE.http ...
+ *       N passes over the records and nothing else, for callgrind:
+ *       valgrind --tool=callgrind --collect-atstart=no
+ *                --toggle-collect=bench_pass eg-bench ... cgcorpus ...
+ *       instructions per request = Ir / (N * records).  Prints
+ *       "cgcorpus <records> <passes>".
+ *
+ *   eg-bench --rules GLOB ... growth KIND SIZE[,SIZE...]
+ *       ns per evaluation of one synthetic benign request that grows with
+ *       SIZE; KIND is
+ *         cookie-bytes   a Cookie header of SIZE bytes (a real OWA cookie
+ *                        jar repeated)
+ *         cookie-count   a Cookie header of SIZE cookies (same jar)
+ *         uri            a request-target of SIZE bytes, half path, half
+ *                        query
+ *         json           POST /ecp/DDI/DDIService.svc/SetObject?schema=
+ *                        OABVirtualDirectory with a JSON body of SIZE
+ *                        bytes, body already read
+ *       Prints "growth <kind> <size> <ns> <action> <limit>" per size.
+ *       max_cookies is 100000 and max_header_bytes 1 GB, so no limit cuts
+ *       the work short (the line says so if one did).
+ *
+ * Timing: each figure is the median of R runs (default 5), each run as
+ * many evaluations as fill MS milliseconds (default 20).  Memory comes
+ * from a bump arena reset after each request, as nginx's request pool.
+ */
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <glob.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eg_engine.h"
+
+
+#define BENCH_MAX_HEADERS  256
+#define BENCH_MAX_RECORDS  4096
+
+
+/* ------------------------------------------------------------ arena */
+
+typedef struct chunk_s  chunk_t;
+
+struct chunk_s {
+    chunk_t   *next;
+};
+
+static unsigned char  *arena_base;
+static size_t          arena_size = 8u << 20;
+static size_t          arena_used;
+static chunk_t        *arena_big;
+
+
+static void *
+arena_alloc(void *ctx, size_t size)
+{
+    chunk_t  *c;
+    void     *p;
+
+    (void) ctx;
+    size = (size + 15) & ~(size_t) 15;
+
+    if (arena_used + size <= arena_size) {
+        p = arena_base + arena_used;
+        arena_used += size;
+        return p;
+    }
+
+    c = malloc(sizeof(chunk_t) + 16 + size);
+    if (c == NULL) {
+        return NULL;
+    }
+    c->next = arena_big;
+    arena_big = c;
+    return (unsigned char *) c + 16;
+}
+
+
+static void
+arena_reset(void)
+{
+    chunk_t  *next;
+
+    arena_used = 0;
+    while (arena_big) {
+        next = arena_big->next;
+        free(arena_big);
+        arena_big = next;
+    }
+}
+
+
+static const eg_alloc_t  bench_alloc = { arena_alloc, NULL };
+
+
+/* ------------------------------------------------------------ parsing
+ * (the record format of tests/corpus/README.md, as module/tools/eg_check.c
+ * reads it) */
+
+typedef struct {
+    eg_request_t     req;
+    eg_header_t      h[BENCH_MAX_HEADERS];
+    eg_body_e        body_state;       /* as sent */
+} bench_req_t;
+
+
+static int
+hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    c |= 0x20;
+    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+}
+
+
+static size_t
+unescape(unsigned char *s, size_t len)
+{
+    size_t  i, n;
+
+    for (i = 0, n = 0; i < len; i++) {
+        if (s[i] == '\\' && i + 1 < len) {
+            switch (s[i + 1]) {
+            case 'r': s[n++] = '\r'; i++; continue;
+            case 'n': s[n++] = '\n'; i++; continue;
+            case 't': s[n++] = '\t'; i++; continue;
+            case '\\': s[n++] = '\\'; i++; continue;
+            case 'x':
+                if (i + 3 < len && hexval(s[i + 2]) >= 0
+                    && hexval(s[i + 3]) >= 0)
+                {
+                    s[n++] = (unsigned char) (hexval(s[i + 2]) * 16
+                                              + hexval(s[i + 3]));
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        s[n++] = s[i];
+    }
+
+    return n;
+}
+
+
+static eg_str_t
+trim(const unsigned char *s, const unsigned char *e)
+{
+    eg_str_t  r;
+
+    while (s < e && (*s == ' ' || *s == '\t')) {
+        s++;
+    }
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) {
+        e--;
+    }
+
+    r.data = s;
+    r.len = e - s;
+    return r;
+}
+
+
+static size_t
+dechunk(unsigned char *s, size_t len)
+{
+    size_t          n, size;
+    unsigned char  *p, *end, *d;
+
+    p = s;
+    end = s + len;
+    d = s;
+
+    while (p < end) {
+        size = 0;
+        while (p < end && hexval(*p) >= 0) {
+            size = size * 16 + hexval(*p++);
+        }
+        while (p < end && *p != '\n') {
+            p++;
+        }
+        p++;
+        if (size == 0 || p >= end) {
+            break;
+        }
+        n = (size_t) (end - p) < size ? (size_t) (end - p) : size;
+        memmove(d, p, n);
+        d += n;
+        p += n + 2;
+    }
+
+    return d - s;
+}
+
+
+static int
+parse_request(unsigned char *s, size_t len, bench_req_t *br)
+{
+    int             chunked;
+    unsigned char  *end, *eol, *sp, *colon;
+    eg_request_t   *req = &br->req;
+    static const eg_str_t  te = { (const unsigned char *) "Transfer-Encoding",
+                                  17 };
+
+    end = s + len;
+    memset(req, 0, sizeof(eg_request_t));
+
+    eol = memchr(s, '\n', end - s);
+    if (eol == NULL) {
+        eol = end;
+    }
+
+    sp = memchr(s, ' ', eol - s);
+    if (sp == NULL) {
+        return -1;
+    }
+
+    req->method.data = s;
+    req->method.len = sp - s;
+
+    s = sp + 1;
+    for (sp = eol; sp > s && sp[-1] != ' '; sp--) { /* void */ }
+    if (sp == s) {
+        return -1;
+    }
+
+    req->target.data = s;
+    req->target.len = sp - 1 - s;
+    req->headers = br->h;
+    chunked = 0;
+
+    for (s = eol + 1; s < end; s = eol + 1) {
+        eol = memchr(s, '\n', end - s);
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        if (trim(s, eol).len == 0) {
+            if (eol + 1 < end) {
+                req->body.data = eol + 1;
+                req->body.len = end - (eol + 1);
+                if (chunked) {
+                    req->body.len = dechunk(eol + 1, req->body.len);
+                }
+                req->body_state = req->body.len ? EG_BODY_READ
+                                                : EG_BODY_NONE;
+            }
+            break;
+        }
+
+        colon = memchr(s, ':', eol - s);
+        if (colon == NULL || req->nheaders == BENCH_MAX_HEADERS) {
+            return -1;
+        }
+
+        br->h[req->nheaders].name = trim(s, colon);
+        br->h[req->nheaders].value = trim(colon + 1, eol);
+
+        if (eg_cookie_name_is(br->h[req->nheaders].name, te)) {
+            chunked = 1;
+        }
+
+        req->nheaders++;
+    }
+
+    br->body_state = req->body_state;
+    return 0;
+}
+
+
+static bench_req_t  *records[BENCH_MAX_RECORDS];
+static size_t        nrecords;
+
+
+static int
+load_file(const char *path)
+{
+    long            size;
+    FILE           *f;
+    char           *w, *save;
+    int             escapes;
+    unsigned char  *text, *s, *end, *next, *eol, *head;
+    size_t          len;
+    bench_req_t    *br;
+
+    f = fopen(path, "rb");
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0
+        || fseek(f, 0, SEEK_SET) != 0)
+    {
+        fprintf(stderr, "eg-bench: cannot read %s\n", path);
+        return -1;
+    }
+
+    text = malloc(size + 2);            /* kept: the records point into it */
+    if (text == NULL || fread(text, 1, size, f) != (size_t) size) {
+        fprintf(stderr, "eg-bench: cannot read %s\n", path);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    text[size] = '\0';
+    end = text + size;
+
+    s = (unsigned char *) strstr((char *) text, "### ");
+    while (s && s != text && s[-1] != '\n') {
+        s = (unsigned char *) strstr((char *) s + 4, "### ");
+    }
+
+    while (s && s < end) {
+        next = (unsigned char *) strstr((char *) s + 4, "\n### ");
+        if (next == NULL) {
+            next = end;
+        }
+
+        eol = memchr(s, '\n', next - s);
+        if (eol == NULL) {
+            break;
+        }
+        *eol = '\0';
+
+        escapes = 0;
+        for (w = strtok_r((char *) s + 4, " \t", &save); w;
+             w = strtok_r(NULL, " \t", &save))
+        {
+            if (strcmp(w, "escapes") == 0) {
+                escapes = 1;
+            }
+        }
+
+        head = eol + 1;
+        len = next - head;
+        if (escapes) {
+            len = unescape(head, len);
+        }
+
+        br = malloc(sizeof(bench_req_t));
+        if (br == NULL || nrecords == BENCH_MAX_RECORDS) {
+            return -1;
+        }
+        if (parse_request(head, len, br) != 0) {
+            fprintf(stderr, "eg-bench: %s: a record does not parse\n", path);
+            free(br);
+        } else {
+            records[nrecords++] = br;
+        }
+
+        s = next < end ? next + 1 : end;
+    }
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ evaluation */
+
+/* as nginx: headers first, the body only when asked for */
+
+static eg_action_e
+eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
+    bench_req_t *br)
+{
+    eg_verdict_t  v;
+
+    br->req.body_state = br->body_state == EG_BODY_READ ? EG_BODY_PENDING
+                                                        : br->body_state;
+    eg_eval(rs, &br->req, opts, &bench_alloc, &v);
+
+    if (v.need_body && v.action != EG_BLOCK
+        && br->body_state == EG_BODY_READ)
+    {
+        br->req.body_state = EG_BODY_READ;
+        eg_eval(rs, &br->req, opts, &bench_alloc, &v);
+    }
+
+    if (v.action != EG_BLOCK && v.limit != EG_LIMIT_NONE) {
+        return EG_BLOCK;                /* exchange_guard_limit_action block */
+    }
+    return v.action;
+}
+
+
+static volatile unsigned  sink;
+
+__attribute__((noinline)) void
+bench_pass(const eg_ruleset_t *rs, const eg_options_t *opts)
+{
+    size_t  i;
+
+    for (i = 0; i < nrecords; i++) {
+        sink += eval_like_nginx(rs, opts, records[i]);
+        arena_reset();
+    }
+}
+
+
+static double
+now_ns(void)
+{
+    struct timespec  ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+static double  min_ms = 20;
+static int     repeat = 5;
+
+
+/* median over "repeat" runs of ns per call of fn, each run >= min_ms */
+
+typedef void (*bench_fn_t)(void *data);
+
+static double
+measure(bench_fn_t fn, void *data)
+{
+    int       r;
+    long      n, i;
+    double    t0, t, runs[64];
+
+    /* calibrate */
+    n = 1;
+    for ( ;; ) {
+        t0 = now_ns();
+        for (i = 0; i < n; i++) {
+            fn(data);
+        }
+        t = now_ns() - t0;
+        if (t >= min_ms * 1e6 / 4 || n >= (1L << 30)) {
+            break;
+        }
+        n *= 2;
+    }
+    n = (long) (n * (min_ms * 1e6) / (t > 0 ? t : 1)) + 1;
+
+    if (repeat > 64) {
+        repeat = 64;
+    }
+    for (r = 0; r < repeat; r++) {
+        t0 = now_ns();
+        for (i = 0; i < n; i++) {
+            fn(data);
+        }
+        runs[r] = (now_ns() - t0) / n;
+    }
+
+    qsort(runs, repeat, sizeof(double), cmp_double);
+    return runs[repeat / 2];
+}
+
+
+typedef struct {
+    const eg_ruleset_t  *rs;
+    const eg_options_t  *opts;
+    eg_request_t        *req;
+    eg_verdict_t         v;
+} one_t;
+
+
+static void
+corpus_fn(void *data)
+{
+    one_t  *o = data;
+
+    bench_pass(o->rs, o->opts);
+}
+
+
+static void
+one_fn(void *data)
+{
+    one_t  *o = data;
+
+    eg_eval(o->rs, o->req, o->opts, &bench_alloc, &o->v);
+    arena_reset();
+}
+
+
+/* ------------------------------------------------------------ growth */
+
+static const char  jar[] =
+    "ClientId=5A3F9E0C7B1D4E2A8C6B0F9D3E1A7C4B; PrivateComputer=true; "
+    "PBack=0; X-AnonResource=true; "
+    "X-AnonResource-Backend=EX01.contoso.local~1942062522; "
+    "cadata=0RX8k4Ze1bQnv2/Z1HwTfM7bAyvH7oxYyAxzC+Cz0sCg2kX7u7oUm4uGZl6wqFGm"
+    "Yw5FKN8tD8bVv3r0JoNmVQjQK3d+0eP5vQ==; cadataTTL=NfDhBjVVbnZ/b+hEJwjytg==; "
+    "cadataKey=qUqP5cyxm6YcTAhz05Hph5gvu9M=; "
+    "cadataIV=bTM88YL1Vb8rqEtB6hd0xxE5Mqr+uT6v/0lMkDfNRbq3SBjv2eY8eSNmyK5M+PyO; "
+    "cadataSig=WL3hB+av7sO3bXAL+Axn2Pgld+HdPfzZ6oUvJwFkB1Q=; "
+    "X-BackEndCookie=S-1-5-21-2614113441-2271441562-2548396483-500=u56Lnp2ejJq"
+    "ByM/KmMzMm8jSz8zKx9LLzsfM0p6Zz57SyZnLz8qax5vOmsbPgYHNz83L0s/N0s3Lq83Ozc/"
+    "Fzc/Fz8w=; X-OWA-CANARY=6Ym1sXKk3EW0Zk8e2HF3jYaJ6dUNz9gIOx7cUXtdCv1L_GYz"
+    "L8iFuV4XjQw-K5Ab1OmUZ5c8lN0.; "
+    "RoutingKeyCookie=v2:lQ0X4F7dR1pYcS9bNqK2mE8wH3zJ6uTaV5oGiBfCxDy=; "
+    "exchangecookie=2b1d7f0c9e4a4f5d8c3b6a1e0f9d2c7b; X-OWA-JS-PSD=1";
+
+
+/* the jar's cookies, one by one */
+
+static size_t
+jar_cookies(eg_str_t *out, size_t max)
+{
+    size_t          n = 0;
+    const unsigned char  *p = (const unsigned char *) jar, *e, *end;
+
+    end = p + sizeof(jar) - 1;
+    while (p < end && n < max) {
+        e = memchr(p, ';', end - p);
+        if (e == NULL) {
+            e = end;
+        }
+        out[n].data = p;
+        out[n].len = e - p;
+        n++;
+        if (e == end) {
+            break;
+        }
+        p = e + 1;
+        while (p < end && *p == ' ') {
+            p++;
+        }
+    }
+    return n;
+}
+
+
+typedef struct {
+    unsigned char  *buf;
+    size_t          len, cap;
+} sbuf_t;
+
+
+static void
+sb_add(sbuf_t *b, const void *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        b->cap = (b->len + n + 1) * 2;
+        b->buf = realloc(b->buf, b->cap);
+        if (b->buf == NULL) {
+            fprintf(stderr, "eg-bench: out of memory\n");
+            exit(2);
+        }
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+
+static void
+sb_str(sbuf_t *b, const char *s)
+{
+    sb_add(b, s, strlen(s));
+}
+
+
+#define H(n, v)  { eg_string(n), eg_string(v) }
+
+static eg_header_t  owa_headers[] = {
+    H("Host", "mail.contoso.com"),
+    H("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) "
+      "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 "
+      "Safari/537.36"),
+    H("Accept", "*/*"),
+    H("Accept-Language", "en-US,en;q=0.9"),
+    H("Referer", "https://mail.contoso.com/owa/"),
+    H("Cookie", "")                     /* filled in */
+};
+
+static eg_header_t  ecp_headers[] = {
+    H("Host", "mail.contoso.com"),
+    H("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) "
+      "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/119.0.0.0 "
+      "Safari/537.36"),
+    H("Accept", "application/json, text/javascript, */*"),
+    H("Content-Type", "application/json; charset=UTF-8"),
+    H("X-Requested-With", "XMLHttpRequest"),
+    H("Origin", "https://mail.contoso.com"),
+    H("Referer", "https://mail.contoso.com/ecp/VDirMgmt/"
+      "EditOABVirtualDirectory.aspx"),
+    H("Cookie", "ClientId=5A3F9E0C7B1D4E2A8C6B0F9D3E1A7C4B; PBack=0; "
+      "msExchEcpCanary=x9Qm1Zp2T0KJ7cV8wL3eYb4RnF5sH6gA0uD1iO2kM3jN4lP5qR6"
+      "tS7vW8xY9zA0bC1dE2fG3hI4jK5lM6nO7pQ8.; "
+      "X-BackEndCookie=S-1-5-21-2614113441-2271441562-2548396483-500=u56Lnp2"
+      "ejJqByM/KmMzMm8jSz8zKx9LLzsfM0p6Zz57SyZnLz8qax5vOmsbPgYHNz83L0s/N0s3L"
+      "q83Ozc/Fzc/Fz8w=")
+};
+
+
+static void
+build_growth(const char *kind, size_t size, eg_request_t *req, sbuf_t *b)
+{
+    size_t     i, n, njar;
+    eg_str_t   c[64];
+    char       tmp[256];
+
+    memset(req, 0, sizeof(eg_request_t));
+    b->len = 0;
+    req->method = (eg_str_t) eg_string("GET");
+    req->target = (eg_str_t) eg_string("/owa/");
+    req->headers = owa_headers;
+    req->nheaders = sizeof(owa_headers) / sizeof(eg_header_t);
+    req->client_addr = (eg_str_t) eg_string("192.0.2.10");
+    req->body_state = EG_BODY_NONE;
+
+    if (strcmp(kind, "cookie-bytes") == 0
+        || strcmp(kind, "cookie-count") == 0)
+    {
+        njar = jar_cookies(c, 64);
+        for (i = 0, n = 0; ; i++, n++) {
+            if (kind[7] == 'b') {
+                if (b->len + 2 + c[i % njar].len > size && b->len > 0) {
+                    break;
+                }
+            } else if (n == size) {
+                break;
+            }
+            if (b->len) {
+                sb_str(b, "; ");
+            }
+            sb_add(b, c[i % njar].data, c[i % njar].len);
+        }
+        owa_headers[5].value.data = b->buf;
+        owa_headers[5].value.len = b->len;
+        return;
+    }
+
+    owa_headers[5].value = (eg_str_t) eg_string(
+        "ClientId=5A3F9E0C7B1D4E2A8C6B0F9D3E1A7C4B; PrivateComputer=true; "
+        "PBack=0; exchangecookie=2b1d7f0c9e4a4f5d8c3b6a1e0f9d2c7b");
+
+    if (strcmp(kind, "uri") == 0) {
+        /* /owa/ + "segments"... ? + "params"... : half path, half query */
+        sb_str(b, "/owa/prem/15.2.1118.7/");
+        for (i = 0; b->len < size / 2; i++) {
+            snprintf(tmp, sizeof(tmp), "folder%%20%zu/", i);
+            sb_str(b, tmp);
+        }
+        sb_str(b, "sprite1.mouse.png?");
+        for (i = 0; b->len < size; i++) {
+            snprintf(tmp, sizeof(tmp), "%sp%zu=v%%2F%zu%%2Bx+y",
+                     i ? "&" : "", i, i);
+            sb_str(b, tmp);
+        }
+        b->len = size;                  /* exact size; may cut a param */
+        req->target.data = b->buf;
+        req->target.len = b->len;
+        return;
+    }
+
+    if (strcmp(kind, "json") == 0) {
+        req->method = (eg_str_t) eg_string("POST");
+        req->target = (eg_str_t) eg_string(
+            "/ecp/DDI/DDIService.svc/SetObject?schema=OABVirtualDirectory"
+            "&msExchEcpCanary=x9Qm1Zp2T0KJ7cV8wL3eYb4RnF5sH6gA0uD1iO2kM3j"
+            "N4lP5qR6tS7vW8xY9zA0bC1dE2fG3hI4jK5lM6nO7pQ8.");
+        req->headers = ecp_headers;
+        req->nheaders = sizeof(ecp_headers) / sizeof(eg_header_t);
+        sb_str(b, "{\"identity\":{\"__type\":\"Identity:ECP\","
+               "\"DisplayName\":\"OAB (Default Web Site)\","
+               "\"RawIdentity\":\"7e0b6e3c-1f2a-4d9e-b8c7-5a4f3e2d1c0b\"},"
+               "\"properties\":{\"Parameters\":{\"__type\":"
+               "\"JsonDictionaryOfanyType:#Microsoft.Exchange.Management."
+               "ControlPanel\",\"ExternalUrl\":"
+               "\"https:\\/\\/mail.contoso.com\\/OAB\","
+               "\"InternalUrl\":\"https:\\/\\/ex01.contoso.local\\/OAB\"");
+        for (i = 0; b->len + 120 < size; i++) {
+            snprintf(tmp, sizeof(tmp), ",\"Property%zu\":\"https:\\/\\/"
+                     "mail.contoso.com\\/OAB\\/%zu \\u00e9t\\u00e9 Default "
+                     "Web Site\"", i, i);
+            sb_str(b, tmp);
+        }
+        sb_str(b, "}}}");
+        req->body.data = b->buf;
+        req->body.len = b->len;
+        req->body_state = EG_BODY_READ;
+        return;
+    }
+
+    fprintf(stderr, "eg-bench: unknown growth kind %s\n", kind);
+    exit(2);
+}
+
+
+static const char *
+action_name(eg_action_e a)
+{
+    switch (a) {
+    case EG_PASS: return "pass";
+    case EG_NOTE: return "note";
+    case EG_LOG: return "log";
+    default: return "block";
+    }
+}
+
+
+/* ------------------------------------------------------------ main */
+
+int
+main(int argc, char **argv)
+{
+    int            i, passes, blocked;
+    char           err[1024], *sizes, *tok, *save;
+    size_t         k, size;
+    glob_t         gl;
+    double         ns;
+    eg_options_t   opts, gopts;
+    eg_ruleset_t  *rs;
+    eg_request_t   req;
+    sbuf_t         b;
+    one_t          o;
+
+    rs = eg_ruleset_new();
+    arena_base = malloc(arena_size);
+    if (rs == NULL || arena_base == NULL) {
+        return 2;
+    }
+
+    memset(&opts, 0, sizeof(eg_options_t));
+    passes = 10;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
+            if (glob(argv[++i], 0, NULL, &gl) != 0) {
+                fprintf(stderr, "eg-bench: no rule file matches %s\n",
+                        argv[i]);
+                return 2;
+            }
+            for (k = 0; k < gl.gl_pathc; k++) {
+                if (eg_ruleset_load_file(rs, gl.gl_pathv[k], err,
+                                         sizeof(err)) != 0)
+                {
+                    fprintf(stderr, "eg-bench: %s\n", err);
+                    return 2;
+                }
+            }
+            globfree(&gl);
+
+        } else if (strcmp(argv[i], "--min-ms") == 0 && i + 1 < argc) {
+            min_ms = atof(argv[++i]);
+        } else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) {
+            repeat = atoi(argv[++i]);
+            if (repeat < 1) {
+                repeat = 1;
+            }
+        } else if (strcmp(argv[i], "--passes") == 0 && i + 1 < argc) {
+            passes = atoi(argv[++i]);
+        } else {
+            break;
+        }
+    }
+
+    if (eg_ruleset_count(rs) == 0 || i >= argc) {
+        fprintf(stderr, "usage: eg-bench --rules GLOB [--min-ms MS] "
+                "[--repeat R] [--passes N] corpus|cgcorpus FILE... | "
+                "growth KIND SIZES\n");
+        return 2;
+    }
+
+    o.rs = rs;
+    o.opts = &opts;
+
+    if (strcmp(argv[i], "corpus") == 0 || strcmp(argv[i], "cgcorpus") == 0) {
+        for (k = i + 1; k < (size_t) argc; k++) {
+            if (load_file(argv[k]) != 0) {
+                return 2;
+            }
+        }
+        if (nrecords == 0) {
+            fprintf(stderr, "eg-bench: no records\n");
+            return 2;
+        }
+
+        if (argv[i][0] == 'c' && argv[i][1] == 'g') {
+            for (k = 0; k < (size_t) passes; k++) {
+                bench_pass(rs, &opts);
+            }
+            printf("cgcorpus %zu %d\n", nrecords, passes);
+            return 0;
+        }
+
+        blocked = 0;
+        for (k = 0; k < nrecords; k++) {
+            blocked += eval_like_nginx(rs, &opts, records[k]) == EG_BLOCK;
+            arena_reset();
+        }
+
+        ns = measure(corpus_fn, &o);
+        printf("corpus %zu %.1f %d\n", nrecords, ns / nrecords, blocked);
+        return 0;
+    }
+
+    if (strcmp(argv[i], "growth") == 0 && i + 2 < argc) {
+        gopts = opts;
+        gopts.max_cookies = 100000;
+        gopts.max_header_bytes = (size_t) 1 << 30;
+        o.opts = &gopts;
+        o.req = &req;
+        memset(&b, 0, sizeof(sbuf_t));
+        sizes = argv[i + 2];
+
+        for (tok = strtok_r(sizes, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save))
+        {
+            size = strtoul(tok, NULL, 10);
+            build_growth(argv[i + 1], size, &req, &b);
+            one_fn(&o);
+            printf("growth %s %zu %.1f %s %d\n", argv[i + 1], size,
+                   measure(one_fn, &o), action_name(o.v.action),
+                   (int) o.v.limit);
+            fflush(stdout);
+        }
+        return 0;
+    }
+
+    fprintf(stderr, "eg-bench: unknown command %s\n", argv[i]);
+    return 2;
+}
