@@ -68,13 +68,15 @@ eg_cookie_parse(const eg_str_t *headers, size_t nheaders, eg_cookie_t *out,
 
 /*
  * The same parse, keeping only cookies the rule set names (all when a rule
- * reads every name): a request pays for the cookies the rules ask about, not for
- * the dozen others a browser sends.  Returns every cookie counted.
+ * reads every name), at most cap of them: a request pays for the cookies
+ * the rules ask about, not for the dozen others a browser sends.  Returns
+ * every cookie counted.
  */
 
 size_t
 eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t max, const eg_ruleset_t *rs, size_t *stored)
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found)
 {
     int                   want;
     size_t                i, j, n, kept;
@@ -105,7 +107,21 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
             }
 
             n++;
-            name = eg_trim(s, eq);
+
+            /* "; name=": the usual name is printable ASCII after spaces */
+
+            name.data = s;
+            while (name.data < eq && *name.data == ' ') {
+                name.data++;
+            }
+
+            name.len = eq - name.data;
+
+            if (name.len == 0 || name.data[0] <= 0x20 || name.data[0] >= 0x7f
+                || eq[-1] <= 0x20 || eq[-1] >= 0x7f)
+            {
+                name = eg_trim(s, eq);
+            }
 
             /* most names differ in length from every wanted one */
 
@@ -116,16 +132,21 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
                           : rs->cookie_name_lens & 1))
             {
                 for (j = 0; j < rs->ncookie_names; j++) {
-                    if (eg_str_ieq(name, rs->cookie_names[j])) {
+                    if (eg_ieq_lower(name, rs->cookie_lnames[j])) {
                         want = 1;
                         break;
                     }
                 }
             }
 
-            if (want && kept < max && n <= max) {
-                out[kept].name = name;
-                out[kept].value = eg_trim(eq + 1, semi);
+            /* the first max cookies are examined; found counts the wanted
+               ones even past cap, so the caller can ask again with room */
+
+            if (want && n <= max) {
+                if (kept < cap) {
+                    out[kept].name = name;
+                    out[kept].value = eg_trim(eq + 1, semi);
+                }
                 kept++;
             }
 
@@ -133,7 +154,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
         }
     }
 
-    *stored = kept;
+    *found = kept;
     return n;
 }
 

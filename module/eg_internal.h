@@ -91,13 +91,16 @@ struct eg_ruleset_s {
 
     /* the cookie names rules ask for: only those are kept when parsing */
     eg_str_t             *cookie_names;
+    eg_str_t             *cookie_lnames;     /* the same, lower case */
+    eg_str_t             *cookie_block;      /* the allocation of both */
     size_t                ncookie_names;
     uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
     unsigned              all_cookies;   /* a rule reads every name */
 };
 
 size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t max, const eg_ruleset_t *rs, size_t *stored);
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found);
 int eg_path_plain(eg_str_t path);
 
 
@@ -108,5 +111,29 @@ eg_lower(unsigned char c)
 }
 
 int eg_str_ieq(eg_str_t a, eg_str_t b);
+
+
+/* a equals lower (already lower case), ASCII case-insensitively */
+
+static inline int
+eg_ieq_lower(eg_str_t a, eg_str_t lower)
+{
+    size_t  i;
+
+    if (a.len != lower.len) {
+        return 0;
+    }
+
+    for (i = 0; i < a.len; i++) {
+        if ((unsigned char) (a.data[i]
+                             | (((unsigned) a.data[i] - 'A' < 26u) << 5))
+            != lower.data[i])
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
 
 #endif /* EG_INTERNAL_H */

@@ -18,6 +18,7 @@
 #define EG_HAVE_URI_DEC  4
 
 #define EG_MAX_COOKIE_HEADERS  64
+#define EG_STACK_COOKIES       16
 
 
 typedef struct {
@@ -55,7 +56,6 @@ static eg_str_t eg_query_text(eg_state_t *st);
 static void eg_need_path(eg_state_t *st);
 static int eg_need_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
-static int eg_ieq_lower(eg_str_t s, eg_str_t lower);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
 
 
@@ -66,10 +66,32 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     size_t           i;
     eg_match_t       m;
     eg_state_t       st;
+    eg_cookie_t      cookies[EG_STACK_COOKIES];
     const eg_rule_t  *r;
 
-    memset(v, 0, sizeof(eg_verdict_t));
-    memset(&st, 0, sizeof(eg_state_t));
+    /* no memset of the match array or the cookie room: both are written
+       before they are read */
+
+    v->action = EG_PASS;
+    v->nmatches = 0;
+    v->total = 0;
+    v->limit = EG_LIMIT_NONE;
+    v->limit_rule = NULL;
+    v->path.data = NULL;
+    v->path.len = 0;
+    v->query = v->path;
+    v->need_body = 0;
+
+    st.have = 0;
+    st.cookies = cookies;
+    st.ncookies = 0;
+    st.raw.data = NULL;
+    st.raw.len = 0;
+    st.uri_decoded = st.raw;
+    st.rule = NULL;
+    st.hit = st.raw;
+    st.cond = NULL;
+    st.json_rc = 0;
 
     /* the limits are the caller's (per location), the context is shared */
 
@@ -747,7 +769,7 @@ eg_need_path(eg_state_t *st)
 static int
 eg_need_cookies(eg_state_t *st)
 {
-    size_t              i, n, bytes, max, maxbytes;
+    size_t              i, n, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
     unsigned char      *p;
     const eg_header_t  *h;
@@ -811,18 +833,28 @@ eg_need_cookies(eg_state_t *st)
     max = st->opts->max_cookies ? st->opts->max_cookies
                                 : EG_DEFAULT_MAX_COOKIES;
 
-    st->cookies = st->alloc->alloc(st->alloc->ctx, max * sizeof(eg_cookie_t));
-    if (st->cookies == NULL) {
-        return 0;
-    }
+    /* a few wanted cookies fit the caller's stack array; many copies of
+       one (an attack) get room from the allocator and a second pass */
 
-    if (eg_cookie_parse_names(hdrs, n, st->cookies, max, st->rs,
-                              &st->ncookies)
+    if (eg_cookie_parse_names(hdrs, n, st->cookies, EG_STACK_COOKIES, max,
+                              st->rs, &found)
         > max)
     {
         eg_limit(st, EG_LIMIT_COOKIES);
     }
 
+    if (found > EG_STACK_COOKIES) {
+        st->cookies = st->alloc->alloc(st->alloc->ctx,
+                                       found * sizeof(eg_cookie_t));
+        if (st->cookies == NULL) {
+            return 0;
+        }
+
+        (void) eg_cookie_parse_names(hdrs, n, st->cookies, found, max, st->rs,
+                                     &found);
+    }
+
+    st->ncookies = found;
     return 1;
 }
 
@@ -834,25 +866,6 @@ eg_limit(eg_state_t *st, eg_limit_e limit)
         st->v->limit = limit;
         st->v->limit_rule = st->rule;
     }
-}
-
-
-static int
-eg_ieq_lower(eg_str_t s, eg_str_t lower)
-{
-    size_t  i;
-
-    if (s.len != lower.len) {
-        return 0;
-    }
-
-    for (i = 0; i < s.len; i++) {
-        if (eg_lower(s.data[i]) != lower.data[i]) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 

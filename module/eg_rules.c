@@ -165,7 +165,7 @@ eg_ruleset_free(eg_ruleset_t *rs)
 
     free(rs->codes);
     free(rs->rules);
-    free(rs->cookie_names);
+    free(rs->cookie_block);
     eg_mem_free(rs->mem);
     pcre2_match_context_free(rs->mctx);
     pcre2_match_data_free(rs->md);
@@ -1080,13 +1080,20 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
         n += p->rules[i]->nconds;
     }
 
-    *out = malloc((n ? n : 1) * sizeof(eg_str_t));
+    /* names[0..n) as written, names[n..2n) lower case, one block */
+
+    *out = malloc((n ? 2 * n : 2) * sizeof(eg_str_t));
     if (*out == NULL) {
         return -1;
     }
 
+    (*out)[0].len = n;        /* the room, for the commit */
+
     if (rs->ncookie_names) {
-        memcpy(*out, rs->cookie_names, rs->ncookie_names * sizeof(eg_str_t));
+        memcpy(*out + 1, rs->cookie_names,
+               rs->ncookie_names * sizeof(eg_str_t));
+        memcpy(*out + 1 + n, rs->cookie_lnames,
+               rs->ncookie_names * sizeof(eg_str_t));
     }
 
     return 0;
@@ -1094,11 +1101,15 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
 
 
 static void
-eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *names)
+eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *block)
 {
-    size_t      i, j, k, n;
+    size_t      i, j, k, n, room;
+    eg_str_t   *names, *lnames;
     eg_cond_t  *c;
 
+    room = block[0].len;
+    names = block + 1;
+    lnames = block + 1 + room;
     n = rs->ncookie_names;
 
     for (i = 0; i < p->nrules; i++) {
@@ -1120,6 +1131,9 @@ eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *names)
             }
 
             if (k == n) {
+                /* the parser's copy of the key is lowered in place: the
+                   condition itself compares case-insensitively anyway */
+                lnames[n] = c->key;
                 names[n++] = c->key;
                 rs->cookie_name_lens |= (c->key.len < 64)
                                         ? (uint64_t) 1 << c->key.len : 1;
@@ -1127,8 +1141,16 @@ eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *names)
         }
     }
 
-    free(rs->cookie_names);
+    for (k = rs->ncookie_names; k < n; k++) {
+        for (i = 0; i < lnames[k].len; i++) {
+            ((unsigned char *) lnames[k].data)[i] = eg_lower(lnames[k].data[i]);
+        }
+    }
+
+    free(rs->cookie_block);
+    rs->cookie_block = block;
     rs->cookie_names = names;
+    rs->cookie_lnames = lnames;
     rs->ncookie_names = n;
 }
 

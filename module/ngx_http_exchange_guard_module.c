@@ -278,10 +278,22 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
+    /* not ngx_pcalloc(): the verdict is large and eg_eval() sets it */
+
+    ctx = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->status = 0;
+    ctx->reading = 0;
+    ctx->decided = 0;
+    ngx_str_null(&ctx->action_text);
+    ngx_str_null(&ctx->rule_ids);
+    ngx_str_null(&ctx->cves);
+    ctx->req.body_state = EG_BODY_NONE;
+    ctx->req.body.data = NULL;
+    ctx->req.body.len = 0;
 
     cln->handler = ngx_http_exchange_guard_cleanup;
     cln->data = ctx;

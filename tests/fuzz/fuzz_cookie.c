@@ -20,9 +20,150 @@
  *     String.Trim() white space (which also takes 0x1C-0x1F, Latin-1 and
  *     UTF-8 Unicode spaces) and ASCII white space agree
  *   - eg_cookie_name_is() is reflexive and ASCII case-insensitive
+ *   - the evaluator's own parser, eg_cookie_parse_names() (eg_internal.h:
+ *     it keeps only the cookies some rule names), agrees with the public
+ *     one: same count, and it keeps exactly the cookies among the first
+ *     max of eg_cookie_parse() that have an '=' and a wanted name, in
+ *     order; checked with a rule set naming a few cookies (short, 63 and
+ *     70 bytes long, via cookie: and param:) and one reading every name
  */
 
 #include "fuzz_common.h"
+#include "eg_internal.h"          /* eg_cookie_parse_names() */
+
+
+static int same_str(eg_str_t a, eg_str_t b);
+
+static eg_ruleset_t  *rs_named, *rs_all;
+
+#define L10  "LLLLLLLLLL"
+#define NAME63  L10 L10 L10 L10 L10 L10 "LLL"
+#define NAME70  L10 L10 L10 L10 L10 L10 L10
+
+static const char  *wanted[] = {
+    "X-BEResource", "X-AnonResource-Backend", "a", "B", "Email", "~!",
+    NAME63, NAME70, NULL
+};
+
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    int     i, n;
+    char    err[1024], *text;
+    size_t  len;
+
+    (void) argc;
+    (void) argv;
+
+    text = malloc(16384);
+    if (text == NULL) {
+        abort();
+    }
+
+    len = 0;
+    for (i = 0; wanted[i]; i++) {
+        n = snprintf(text + len, 16384 - len,
+                     "rule C-%d\n name \"n\"\n cve CVE-2021-26855\n"
+                     " action log\n match %s:%s present\nend\n", i,
+                     strcmp(wanted[i], "Email") == 0 ? "param" : "cookie",
+                     wanted[i]);
+        len += n;
+    }
+
+    rs_named = eg_ruleset_new();
+    rs_all = eg_ruleset_new();
+
+    if (rs_named == NULL || rs_all == NULL
+        || eg_ruleset_load_buffer(rs_named, "named", (unsigned char *) text,
+                                  len, err, sizeof(err)) != 0)
+    {
+        fprintf(stderr, "fuzz_cookie: %s\n", err);
+        abort();
+    }
+
+    len = snprintf(text, 16384, "rule ALL\n name \"n\"\n cve "
+                   "CVE-2021-26855\n action log\n match cookie-names "
+                   "regex '^'\nend\n");
+
+    if (eg_ruleset_load_buffer(rs_all, "all", (unsigned char *) text, len,
+                               err, sizeof(err)) != 0)
+    {
+        fprintf(stderr, "fuzz_cookie: %s\n", err);
+        abort();
+    }
+
+    free(text);
+    return 0;
+}
+
+
+static int
+is_wanted(eg_str_t name)
+{
+    int  i;
+
+    for (i = 0; wanted[i]; i++) {
+        if (eg_cookie_name_is(name, fuzz_cstr(wanted[i]))) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * eg_cookie_parse_names(h, nh, out, cap, max, rs, &found) against the full
+ * parse "big" of n cookies: of the first max cookies, those with an '='
+ * and a wanted name are found; the first cap of them are stored.
+ */
+
+static void
+check_names(const eg_str_t *h, size_t nh, const eg_cookie_t *big, size_t n,
+    size_t cap, size_t max, const eg_ruleset_t *rs, int all)
+{
+    size_t        i, k, got, found;
+    eg_cookie_t  *out;
+
+    out = fuzz_arena_alloc(&fuzz_arena, cap * sizeof(eg_cookie_t));
+
+    got = eg_cookie_parse_names(h, nh, out, cap, max, rs, &found);
+    FUZZ_CHECK(got == n, "parse_names counts %zu cookies, parse %zu", got, n);
+
+    k = 0;
+
+    for (i = 0; i < n && i < max; i++) {
+        /* a part with '=': a name, or an empty name at the '=' */
+        if (big[i].name.len == 0 && big[i].name.data[0] != '=') {
+            continue;
+        }
+
+        if (!all && !is_wanted(big[i].name)) {
+            continue;
+        }
+
+        FUZZ_CHECK(k < found, "parse_names (all %d, cap %zu, max %zu) "
+                   "misses cookie %zu \"%.*s\"", all, cap, max, i,
+                   (int) big[i].name.len, big[i].name.data);
+
+        if (k < cap) {
+            FUZZ_CHECK(same_str(out[k].name, big[i].name)
+                       && same_str(out[k].value, big[i].value),
+                       "parse_names (all %d) kept \"%.*s\"=\"%.*s\", parse "
+                       "has \"%.*s\"=\"%.*s\"", all,
+                       (int) out[k].name.len, out[k].name.data,
+                       (int) out[k].value.len, out[k].value.data,
+                       (int) big[i].name.len, big[i].name.data,
+                       (int) big[i].value.len, big[i].value.data);
+        }
+
+        k++;
+    }
+
+    FUZZ_CHECK(k == found, "parse_names (all %d, cap %zu, max %zu) found %zu "
+               "cookies, expected %zu", all, cap, max, found, k);
+}
 
 
 #define FUZZ_MAX_HEADERS  64
@@ -280,6 +421,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         check_name_is(big[i].name);
     }
+
+    /* cap and max: small, large, and each way round */
+    check_names(h, nh, big, n, max_small, cap, rs_named, 0);
+    check_names(h, nh, big, n, cap, max_small, rs_named, 0);
+    check_names(h, nh, big, n, cap, cap, rs_named, 0);
+    check_names(h, nh, big, n, max_small, cap, rs_all, 1);
+    check_names(h, nh, big, n, cap, max_small, rs_all, 1);
+    check_names(h, nh, big, n, 2, 3, rs_all, 1);
 
     fuzz_arena_reset();
     return 0;

@@ -12,6 +12,11 @@
  *   - no "//", no "." or ".." segment ("/./", "/../", or at the end),
  *     no '\', no ':' (alternate data streams go), no segment ending in
  *     '.' or ' ' (Win32 drops them), no overlong C0/C1 two-byte form
+ *   - metamorphic: for a target starting with '/', "/." + target
+ *     normalizes to the same path, query and return code; most paths
+ *     take the engine's fast path (eg_path_plain: "IIS reads it as
+ *     sent") and "/." forces the full canonicalization, so any
+ *     disagreement is a path the fast path lets through unnormalized
  * Invariants of eg_url_decode():
  *   - out is set and at most as long as the input
  *   - 0 means no escape is left: one more round changes nothing
@@ -19,6 +24,7 @@
  */
 
 #include "fuzz_common.h"
+#include "eg_internal.h"          /* eg_path_plain() */
 
 
 static void
@@ -143,9 +149,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void) fuzz_touch(query);
 
     /* without a query pointer, the path is the same */
-    rc = eg_uri_normalize(target, rounds, alloc, &p2, NULL);
+    (void) eg_uri_normalize(target, rounds, alloc, &p2, NULL);
     FUZZ_CHECK(p2.len == path.len && memcmp(p2.data, path.data, path.len) == 0,
                "path differs when query is NULL");
+
+    /* the fast path against the full one */
+
+    if (target.len && target.data[0] == '/') {
+        int             rc2;
+        eg_str_t        t2, path2, query2;
+        unsigned char  *t;
+
+        t = fuzz_arena_alloc(&fuzz_arena, target.len + 2);
+        t[0] = '/';
+        t[1] = '.';
+        memcpy(t + 2, target.data, target.len);
+        t2.data = t;
+        t2.len = target.len + 2;
+
+        rc2 = eg_uri_normalize(t2, rounds, alloc, &path2, &query2);
+
+        FUZZ_CHECK(rc2 == rc && path2.len == path.len
+                   && memcmp(path2.data, path.data, path.len) == 0
+                   && query2.len == query.len
+                   && memcmp(query2.data, query.data, query.len) == 0,
+                   "\"%.*s\" -> \"%.*s\" (rc %d, fast path: %d) but "
+                   "\"/.\" + it -> \"%.*s\" (rc %d)",
+                   (int) target.len, target.data, (int) path.len, path.data,
+                   rc, eg_path_plain(target), (int) path2.len, path2.data,
+                   rc2);
+    }
 
     check_decode(target, rounds, (data[0] >> 2) & 1, alloc);
 
