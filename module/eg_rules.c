@@ -1080,9 +1080,9 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
         n += p->rules[i]->nconds;
     }
 
-    /* names[0..n) as written, names[n..2n) lower case, one block */
+    /* [0].len: the room n; [1..n]: names as written; [n+1..2n]: lower */
 
-    *out = malloc((n ? 2 * n : 2) * sizeof(eg_str_t));
+    *out = malloc((2 * n + 1) * sizeof(eg_str_t));
     if (*out == NULL) {
         return -1;
     }

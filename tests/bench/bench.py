@@ -230,6 +230,24 @@ class Server:
                 self.proc.wait()
         self.proc = None
 
+    def cpu_seconds(self):
+        """user + system CPU time of the worker(s) so far"""
+        total = 0
+        try:
+            with open("/proc/%d/task/%d/children" % (
+                    self.proc.pid, self.proc.pid)) as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            kids = []
+        for pid in kids:
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    w = f.read().rsplit(")", 1)[1].split()
+                total += int(w[11]) + int(w[12])
+            except OSError:
+                pass
+        return total / os.sysconf("SC_CLK_TCK")
+
     def guard_lines(self):
         p = os.path.join(self.dir, "guard.jsonl")
         if not os.path.exists(p):
@@ -516,6 +534,9 @@ def bench_wrk(top, upstream, P):
             this = order[k:] + order[:k]
             out = {}
             for name in this:
+                srv = guard if name == FLOOD else servers[name]
+                cpu0 = srv.cpu_seconds()
+                load0 = os.getloadavg()[0]
                 if name == FLOOD:
                     before = guard.guard_lines()
                     r = wrk(guard.port, attack_lua, P)
@@ -523,9 +544,14 @@ def bench_wrk(top, upstream, P):
                     r["log_lines"] = guard.guard_lines() - before
                 else:
                     r = wrk(servers[name].port, mix_lua, P)
+                r["cpu_us"] = (srv.cpu_seconds() - cpu0) * 1e6 / max(
+                    1, r["requests"])
+                r["load"] = (load0 + os.getloadavg()[0]) / 2
                 out[name] = r
-                log("  round %d %-16s %9.0f req/s  non-2xx %d%s" % (
-                    rnd + 1, name, r["rps"], r["non2xx"],
+                log("  round %d %-16s %9.0f req/s  %6.1f us CPU/req  "
+                    "load %.1f  non-2xx %d%s" % (
+                    rnd + 1, name, r["rps"], r["cpu_us"], r["load"],
+                    r["non2xx"],
                     "  log lines %d" % r["log_lines"]
                     if "log_lines" in r else ""))
             res["rounds"].append(out)
@@ -549,10 +575,17 @@ def bench_wrk(top, upstream, P):
             s.stop()
 
     ratios = {p: [] for p in PEERS[1:] + [FLOOD]}
+    cpu = {p: [] for p in PEERS[1:] + [FLOOD]}
     for r in res["rounds"]:
         for p in ratios:
             ratios[p].append(r[p]["rps"] / r["bare"]["rps"])
+            cpu[p].append(r[p]["cpu_us"] / r["bare"]["cpu_us"])
     res["ratios"] = {p: stats(v) for p, v in ratios.items()}
+    res["cpu_ratios"] = {p: stats(v) for p, v in cpu.items()}
+    res["cpu_us"] = {p: stats([r[p]["cpu_us"] for r in res["rounds"]])
+                     for p in PEERS + [FLOOD]}
+    res["load"] = stats([r[p]["load"] for r in res["rounds"]
+                         for p in PEERS + [FLOOD]])
     res["rps"] = {p: stats([r[p]["rps"] for r in res["rounds"]])
                   for p in PEERS + [FLOOD]}
     return res
@@ -664,6 +697,16 @@ def machine():
     return info
 
 
+def module_hash():
+    """sha256 of module/*.c and *.h (what this run measured)"""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(glob.glob(os.path.join(ROOT, "module", "*.[ch]"))):
+        with open(f, "rb") as fh:
+            h.update(os.path.basename(f).encode() + b"\0" + fh.read())
+    return h.hexdigest()[:16]
+
+
 def fmt_ir(x):
     return "{:,.0f}".format(x)
 
@@ -702,6 +745,8 @@ def report(R, P, quick, elapsed, chart):
     a("## Machine")
     a("")
     m = R["machine"]
+    a("- module sources measured: sha256 of `module/*.[ch]` = `%s` "
+      "(`tests/bench/bench.py`, `module_hash`)" % R["module_sha256"])
     a("- `nproc`: %s; kernel %s" % (m["nproc"], m["kernel"]))
     for l in m["lscpu"]:
         a("- `lscpu` %s" % re.sub(r"\s+", " ", l))
@@ -809,20 +854,38 @@ def report(R, P, quick, elapsed, chart):
               CPU_LOAD))
         a("")
         a("| peer | requests/s median | ratio to bare: min | median | max "
-          "| non-2xx responses | target |")
-        a("|---|---:|---:|---:|---:|---:|---|")
+          "| non-2xx responses | target | worker CPU µs/request median | "
+          "CPU ratio to bare: min | median | max |")
+        a("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
         for p in PEERS:
             rps = W["rps"][p]
+            cu = W["cpu_us"][p]["median"]
             nb = sum(r[p]["non2xx"] for r in W["rounds"])
             if p == "bare":
-                a("| bare | %.0f | 1 | 1 | 1 | %d | |" % (rps["median"], nb))
+                a("| bare | %.0f | 1 | 1 | 1 | %d | | %.1f | 1 | 1 | 1 |" % (
+                    rps["median"], nb, cu))
                 continue
             q = W["ratios"][p]
+            c = W["cpu_ratios"][p]
             tgt = ""
             if p == "guard":
                 tgt = "met" if q["median"] >= 0.97 else "missed"
-            a("| %s | %.0f | %.3f | **%.3f** | %.3f | %d | %s |" % (
-                p, rps["median"], q["min"], q["median"], q["max"], nb, tgt))
+            a("| %s | %.0f | %.3f | **%.3f** | %.3f | %d | %s | %.1f | %.3f "
+              "| %.3f | %.3f |" % (
+                  p, rps["median"], q["min"], q["median"], q["max"], nb, tgt,
+                  cu, c["min"], c["median"], c["max"]))
+        a("")
+        a("Worker CPU µs/request = the user + system CPU time the peer's "
+          "nginx worker used during the run (from `/proc/PID/stat`) / the "
+          "requests wrk counted; it depends much less than requests/s on "
+          "what else the machine runs. Load average during the runs: "
+          "min %.1f, median %.1f, max %.1f on %s CPUs%s." % (
+              W["load"]["min"], W["load"]["median"], W["load"]["max"],
+              R["machine"]["nproc"],
+              " — the machine was shared with other work (fuzzers, builds, "
+              "tests), so requests/s ratios are noisy; trust the medians "
+              "and the CPU column more than single rounds"
+              if W["load"]["median"] > 1.5 else ""))
         a("")
         odd = {k: v for k, v in W["sanity"].items() if v}
         a("Mix sanity check before the rounds (each mix record once to "
@@ -1071,6 +1134,9 @@ def main():
     ap.add_argument("--only", default="callgrind,wrk,engine")
     ap.add_argument("--no-write", action="store_true",
                     help="print only; leave BENCHMARKS.md and the chart")
+    ap.add_argument("--out", help="write BENCHMARKS.md and bench.png here "
+                    "(default: the repository's BENCHMARKS.md and "
+                    "docs/bench.png; with --quick build/bench/quick/)")
     args = ap.parse_args()
     P = QUICK if args.quick else FULL
     only = set(args.only.split(","))
@@ -1081,8 +1147,9 @@ def main():
             return 2
 
     t0 = time.time()
-    R = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M %Z").strip(),
-         "quick": args.quick, "machine": machine()}
+    R = {"date": datetime.datetime.now().astimezone().strftime(
+        "%Y-%m-%d %H:%M %Z").strip(), "quick": args.quick,
+         "machine": machine(), "module_sha256": module_hash()}
     top = tempfile.mkdtemp(prefix="eg-bench-")
     upstream = None
     try:
@@ -1115,8 +1182,11 @@ def main():
                          if k != "mix")))
     if "wrk" in R:
         for p, q in R["wrk"]["ratios"].items():
+            c = R["wrk"]["cpu_ratios"][p]
             log("  wrk %-16s ratio to bare: min %.3f median %.3f max %.3f"
-                % (p, q["min"], q["median"], q["max"]))
+                "   CPU/request ratio: min %.3f median %.3f max %.3f"
+                % (p, q["min"], q["median"], q["max"], c["min"],
+                   c["median"], c["max"]))
         e = R["wrk"]["exact_check"]
         log("  flood log check: %d refused, %d log lines" % (
             e["refused"], e["log_lines"]))
@@ -1134,14 +1204,21 @@ def main():
         json.dump(R, f, indent=1, default=str)
     if args.no_write:
         return 0
-    png = os.path.join(ROOT, "docs", "bench.png")
+    if args.out:
+        md = os.path.join(args.out, "BENCHMARKS.md")
+        png, ref = os.path.join(args.out, "bench.png"), "bench.png"
+    elif args.quick:
+        md = os.path.join(BUILD, "quick", "BENCHMARKS.md")
+        png, ref = os.path.join(BUILD, "quick", "bench.png"), "bench.png"
+    else:
+        md = os.path.join(ROOT, "BENCHMARKS.md")
+        png, ref = os.path.join(ROOT, "docs", "bench.png"), "docs/bench.png"
     os.makedirs(os.path.dirname(png), exist_ok=True)
+    os.makedirs(os.path.dirname(md), exist_ok=True)
     ok = chart(R, png)
-    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
-        f.write(report(R, P, args.quick, elapsed,
-                       "docs/bench.png" if ok else None))
-    log("wrote BENCHMARKS.md%s" % (", docs/bench.png" if ok else
-                                   " (no chart)"))
+    with open(md, "w") as f:
+        f.write(report(R, P, args.quick, elapsed, ref if ok else None))
+    log("wrote %s%s" % (md, ", " + png if ok else " (no chart)"))
     return 0 if ok else 1
 
 

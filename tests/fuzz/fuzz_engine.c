@@ -25,8 +25,10 @@
  * else "rules"; loaded once in LLVMFuzzerInitialize.
  *
  * Invariants: the verdict invariants (fuzz_common.h); evaluating again
- * gives the same verdict; a pending-body evaluation never reads the body;
- * the log line (as nginx would write it) is valid (fuzz_log_check.h).
+ * gives the same verdict; with the body read there is no need_body, and
+ * every deciding rule that matched with the body pending still matches
+ * (reading the body only adds matches); the log line (as nginx would
+ * write it) is valid (fuzz_log_check.h).
  */
 
 #include <glob.h>
@@ -220,13 +222,14 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int                blocked;
-    unsigned           a, i;
+    int                pend;
+    unsigned           a, i, k;
     uint8_t            head[HEAD];
     eg_str_t           xff;
     eg_header_t       *h;
     eg_request_t       req;
     eg_options_t       opts;
-    eg_verdict_t       v, v2;
+    eg_verdict_t       v, v2, vp;
     eg_log_event_t     ev;
     const eg_alloc_t  *alloc;
 
@@ -274,6 +277,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* as nginx: first without the body, then with it if a rule asks */
 
+    pend = 0;
+
     if (head[3] & 0x20) {
         eg_request_t  pending = req;
         eg_str_t      nobody = { NULL, 0 };
@@ -281,12 +286,40 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pending.body_state = EG_BODY_PENDING;
         pending.body = nobody;
 
-        eg_eval(rules, &pending, &opts, alloc, &v);
-        fuzz_check_verdict(rules, &v);
+        eg_eval(rules, &pending, &opts, alloc, &vp);
+        fuzz_check_verdict(rules, &vp);
+        pend = 1;
     }
 
     eg_eval(rules, &req, &opts, alloc, &v);
     fuzz_check_verdict(rules, &v);
+
+    /* reading the body only adds matches: a rule that matched without it
+       did not look at it */
+
+    if (pend) {
+        FUZZ_CHECK(vp.action <= v.action, "action %d with the body pending, "
+                   "%d with it read", (int) vp.action, (int) v.action);
+
+        if (vp.total <= EG_MAX_MATCHES && v.total <= EG_MAX_MATCHES) {
+            for (i = 0; i < vp.nmatches; i++) {
+                if (eg_rule_action(vp.matches[i].rule) == EG_NOTE) {
+                    continue;
+                }
+
+                for (k = 0; k < v.nmatches; k++) {
+                    if (v.matches[k].rule == vp.matches[i].rule) {
+                        break;
+                    }
+                }
+
+                FUZZ_CHECK(k < v.nmatches, "rule %.*s matched with the body "
+                           "pending, not with it read",
+                           (int) eg_rule_id(vp.matches[i].rule).len,
+                           eg_rule_id(vp.matches[i].rule).data);
+            }
+        }
+    }
 
     FUZZ_CHECK(v.need_body == 0, "need_body with the body read");
 

@@ -77,7 +77,8 @@ def cases():
               _req(b"/ecp/y.js", [(b"Cookie", b"\"\\\xff" + b"=1")] * 30
                    + [(b"Cookie", BE + b"\"\\~1")]),
               {"exchange_guard.value": b"\"\\~1"}))
-    t = b"/aspnet_client/%22%5C%00%01%1f%7F%FF%C0%AF%ED%A0%80" + b".aspx"
+    # (%00 in the path: nginx itself answers 400)
+    t = b"/aspnet_client/%22%5C%01%1f%7F%FF%C0%AF%ED%A0%80" + b".aspx"
     c.append(("path_percent_encoded_hostile", _req(t, []),
               {"url.original": t}))
     t = b"/aspnet_client/\xff\xfe\"\\{}\xc3\xa9.aspx"

@@ -256,6 +256,7 @@ def main():
             print("     hostile %s: %s" % (n, d))
 
         # -------------------------------------------------- simulator
+        os.makedirs(os.path.join(out, "sim"))
         sim = eg.Simulator(os.path.join(out, "sim"))
         front.set_upstream(sim.port)
         sim_bad = []

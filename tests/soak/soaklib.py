@@ -7,6 +7,7 @@ Python 3 standard library only; wrk from Debian.
 
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ import eg  # noqa: E402
 
 MIX_LUA = os.path.join(HERE, "mix.lua")
 USER = "user root;" if os.geteuid() == 0 else ""
+# worker_connections 4096 with an upstream connection each: 8192+ files
+NOFILE = min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
 
 
 # ---------------------------------------------------------------- processes
@@ -153,7 +156,7 @@ class NginxProc:
 UPSTREAM_CONF = """
 {user}
 worker_processes {workers};
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {nofile};
 error_log {dir}/error.log notice;
 pid {dir}/nginx.pid;
 events {{ worker_connections 8192; }}
@@ -192,7 +195,8 @@ class FastUpstream(NginxProc):
         self.nworkers = workers
         self.attack_log = os.path.join(workdir, "attacks.log")
         self.conf_text = UPSTREAM_CONF.format(
-            user=USER, workers=workers, dir=workdir, port=self.port)
+            user=USER, workers=workers, dir=workdir, port=self.port,
+            nofile=NOFILE)
 
     def attack_lines(self):
         try:
@@ -206,7 +210,7 @@ FRONT_CONF = """
 load_module {module};
 {user}
 worker_processes {workers};
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile {nofile};
 error_log {dir}/error.log {level};
 pid {dir}/nginx.pid;
 events {{ worker_connections {connections}; }}
@@ -260,6 +264,7 @@ class Front(NginxProc):
         self.access_log = os.path.join(workdir, "access.log")
         self.params = dict(
             module=eg.MODULE, user=USER, workers=workers, dir=workdir,
+            nofile=NOFILE,
             level=level, connections=connections, rules=eg.RULES,
             guard_log=self.guard_log, http=http, upstream=upstream_port,
             port=self.port)
