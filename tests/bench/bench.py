@@ -460,7 +460,10 @@ def wrk(port, script, P, cpu=CPU_LOAD):
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     err = re.search(r"Socket errors:(.*)", out)
     lat = re.search(r"Latency\s+(\S+)", out)
+    errs = sum(int(x) for x in re.findall(r"\d+", err.group(1))) \
+        if err else 0
     return {"rps": float(m.group(1)), "requests": int(n.group(1)),
+            "errors": errs,
             "non2xx": int(bad.group(1)) if bad else 0,
             "socket_errors": err.group(1).strip() if err else "",
             "latency_avg": lat.group(1) if lat else ""}
@@ -655,16 +658,33 @@ def bench_engine(P):
         if len(pts) != len(sizes):
             raise RuntimeError("eg-bench growth %s: %s" % (
                 kind, p.stdout.decode()))
-        whole = slope([q["size"] for q in pts], [q["ns"] for q in pts])
+        # instructions for the same sizes: deterministic, whatever else
+        # the machine runs
+        tmp = tempfile.mkdtemp(prefix="eg-bench-cg-")
+        cgf = os.path.join(tmp, "cg.out")
+        p = run(["valgrind", "--tool=callgrind",
+                 "--callgrind-out-file=" + cgf] + engine_args(P)[:3] +
+                ["--passes", str(P["cg_passes"]), "cggrowth", kind,
+                 ",".join(str(s) for s in sizes)])
+        for j, q in enumerate(pts):
+            q["ir"] = cg_total("%s.%d" % (cgf, j + 1)) / P["cg_passes"]
+        shutil.rmtree(tmp, ignore_errors=True)
+
+        g = {"points": pts}
         h = max(3, (len(pts) + 1) // 2) if len(pts) > 3 else len(pts)
-        upper = slope([q["size"] for q in pts[-h:]],
-                      [q["ns"] for q in pts[-h:]])
-        res["growth"][kind] = {"points": pts, "slope": whole,
-                               "slope_upper": upper,
-                               "superlinear": upper > 1.15 or whole > 1.15}
-        log("  growth %-12s slope %.2f (upper %.2f)%s" % (
-            kind, whole, upper, "  SUPERLINEAR" if
-            res["growth"][kind]["superlinear"] else ""))
+        for key, val in (("slope", "ns"), ("ir_slope", "ir")):
+            g[key] = slope([q["size"] for q in pts], [q[val] for q in pts])
+            g[key + "_upper"] = slope([q["size"] for q in pts[-h:]],
+                                      [q[val] for q in pts[-h:]])
+        g["superlinear_time"] = g["slope_upper"] > 1.15 or g["slope"] > 1.15
+        g["superlinear"] = g["ir_slope_upper"] > 1.15 or g["ir_slope"] > 1.15
+        res["growth"][kind] = g
+        log("  growth %-12s time slope %.2f (upper %.2f), Ir slope %.2f "
+            "(upper %.2f)%s" % (
+                kind, g["slope"], g["slope_upper"], g["ir_slope"],
+                g["ir_slope_upper"], "  SUPERLINEAR" if g["superlinear"]
+                else "  (time only: superlinear)" if g["superlinear_time"]
+                else ""))
     return res
 
 
@@ -806,7 +826,8 @@ def report(R, P, quick, elapsed, chart):
                     fmt_ir(c["guard"]), fmt_ir(c["extra"]), c["ratio"],
                     "met" if c["ratio"] <= 1.03 else "missed"))
             a("")
-        bad = {k: {t: s for t, s in v.items() if set(s) != {200}}
+        bad = {k: {t: s for t, s in v.items()
+                   if set(int(x) for x in s) != {200}}
                for k, v in C["statuses"].items()}
         bad = {k: v for k, v in bad.items() if v}
         a("Every measured request was answered 200%s. Guard log lines "
@@ -854,15 +875,16 @@ def report(R, P, quick, elapsed, chart):
               CPU_LOAD))
         a("")
         a("| peer | requests/s median | ratio to bare: min | median | max "
-          "| non-2xx responses | target | worker CPU µs/request median | "
+          "| non-2xx / socket errors | target | worker CPU µs/request median | "
           "CPU ratio to bare: min | median | max |")
         a("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
         for p in PEERS:
             rps = W["rps"][p]
             cu = W["cpu_us"][p]["median"]
-            nb = sum(r[p]["non2xx"] for r in W["rounds"])
+            nb = "%d / %d" % (sum(r[p]["non2xx"] for r in W["rounds"]),
+                              sum(r[p].get("errors", 0) for r in W["rounds"]))
             if p == "bare":
-                a("| bare | %.0f | 1 | 1 | 1 | %d | | %.1f | 1 | 1 | 1 |" % (
+                a("| bare | %.0f | 1 | 1 | 1 | %s | | %.1f | 1 | 1 | 1 |" % (
                     rps["median"], nb, cu))
                 continue
             q = W["ratios"][p]
@@ -870,7 +892,7 @@ def report(R, P, quick, elapsed, chart):
             tgt = ""
             if p == "guard":
                 tgt = "met" if q["median"] >= 0.97 else "missed"
-            a("| %s | %.0f | %.3f | **%.3f** | %.3f | %d | %s | %.1f | %.3f "
+            a("| %s | %.0f | %.3f | **%.3f** | %.3f | %s | %s | %.1f | %.3f "
               "| %.3f | %.3f |" % (
                   p, rps["median"], q["min"], q["median"], q["max"], nb, tgt,
                   cu, c["min"], c["median"], c["max"]))
@@ -895,8 +917,10 @@ def report(R, P, quick, elapsed, chart):
                   "%s to %s" % (s, rid) for rid, s in v.items()))
                   for k, v in odd.items())))
         a("A peer that refuses part of the mix answers those requests "
-          "without proxying them, which flatters its throughput; the "
-          "non-2xx column counts them.")
+          "without proxying them (403), or closes the connection (444: a "
+          "socket error for wrk, which then reconnects); the non-2xx / "
+          "socket errors column counts them. Refusing is cheaper than "
+          "proxying and flatters requests/s; reconnecting costs.")
         a("")
         a("Per round, requests/s:")
         a("")
@@ -963,7 +987,7 @@ def report(R, P, quick, elapsed, chart):
           "engine sets it up), every shipped rule, no nginx. Requests are "
           "evaluated as the module does: headers first, the body only when "
           "a rule asks for it and nothing refused the request yet. Memory "
-          "from a bump arena reset after each request. Time: median of %d "
+          "from a bump arena reset after each request. Time: the fastest of %d "
           "runs of >= %g ms each. Instructions: `valgrind --tool=callgrind "
           "--toggle-collect=bench_pass`, %d pass(es) over the corpus." % (
               P["repeat"], P["min_ms"], P["cg_passes"]))
@@ -984,29 +1008,43 @@ def report(R, P, quick, elapsed, chart):
         a("")
         a("### Growth curves")
         a("")
-        a("Time of one evaluation against input size; `max_cookies` 100000 "
-          "and `max_header_bytes` 1 GB so that no limit stops the work "
-          "(the `limit` column would say). Slope = least-squares slope of "
-          "log(ns) on log(size): 1 is linear, below 1 means fixed costs "
+        a("Time and instructions of one evaluation against input size; "
+          "`max_cookies` 100000 and `max_header_bytes` 1 GB so that no "
+          "limit stops the work (the `limit` column would say). Time: the "
+          "fastest of %d runs; instructions: callgrind, %d evaluation(s) "
+          "per size between `CALLGRIND_ZERO_STATS` and "
+          "`CALLGRIND_DUMP_STATS_AT` (`eg-bench cggrowth`), deterministic "
+          "whatever else the machine runs. Slope = least-squares slope of "
+          "log(cost) on log(size): 1 is linear, below 1 means fixed costs "
           "still weigh, above 1 is superlinear. `upper` = the slope over "
-          "the larger half of the sizes; a slope above 1.15 is flagged.")
+          "the larger half of the sizes. A slope above 1.15 is flagged: "
+          "**SUPERLINEAR** when the instructions say so, \"in time only\" "
+          "when only the clock does (caches, or a busy machine)." % (
+              P["repeat"], P["cg_passes"]))
         a("")
         for kind, g in E["growth"].items():
             unit = SIZE_UNIT[kind]
-            a("**%s**: %s. Slope %.2f, upper %.2f%s." % (
-                kind, SIZE_WHAT[kind], g["slope"], g["slope_upper"],
-                " — **SUPERLINEAR**" if g["superlinear"] else " (linear)"
-                if g["slope_upper"] >= 0.85 else " (sublinear)"))
+            a("**%s**: %s. Time slope %.2f (upper %.2f); instruction slope "
+              "%.2f (upper %.2f)%s." % (
+                  kind, SIZE_WHAT[kind], g["slope"], g["slope_upper"],
+                  g["ir_slope"], g["ir_slope_upper"],
+                  " — **SUPERLINEAR**" if g["superlinear"] else
+                  " — superlinear in time only, linear in instructions "
+                  "(caches or noise, see above)" if g["superlinear_time"]
+                  else " — linear" if g["ir_slope_upper"] >= 0.85
+                  else " — sublinear"))
             a("")
-            a("| size | time | ns per %s | verdict | limit |" % (
-                "cookie" if unit == "cookies" else "KB"))
-            a("|---:|---:|---:|---|---:|")
+            per = "cookie" if unit == "cookies" else "KB"
+            a("| size | time | ns per %s | Ir | Ir per %s | verdict | limit |"
+              % (per, per))
+            a("|---:|---:|---:|---:|---:|---|---:|")
             for q in g["points"]:
-                per = q["ns"] / q["size"] * (1 if unit == "cookies"
-                                            else 1024)
-                a("| %s | %s | %.0f | %s | %d |" % (
-                    size_label(q["size"], unit), fmt_ns(q["ns"]), per,
-                    q["action"], q["limit"]))
+                f = 1.0 if unit == "cookies" else 1024.0
+                a("| %s | %s | %.0f | %s | %s | %s | %d |" % (
+                    size_label(q["size"], unit), fmt_ns(q["ns"]),
+                    q["ns"] / q["size"] * f, fmt_ir(q["ir"]),
+                    fmt_ir(q["ir"] / q["size"] * f), q["action"],
+                    q["limit"]))
             a("")
 
     a("## Reproduce")
@@ -1050,7 +1088,8 @@ def chart(R, path):
     d = tempfile.mkdtemp(prefix="eg-bench-plot-")
     g = ["set terminal pngcairo size 1400,1000 font 'Sans,10'"
          if has_pngcairo() else "set terminal png size 1400,1000",
-         "set output '%s'" % path, "set multiplot layout 2,2 title "
+         "set output '%s'" % path, "set termoption noenhanced",
+         "set multiplot layout 2,2 title "
          "'exchange_guard benchmarks (%s)'" % R["date"]]
     if W:
         with open(os.path.join(d, "ratio.dat"), "w") as f:
@@ -1137,7 +1176,16 @@ def main():
     ap.add_argument("--out", help="write BENCHMARKS.md and bench.png here "
                     "(default: the repository's BENCHMARKS.md and "
                     "docs/bench.png; with --quick build/bench/quick/)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the report and chart from "
+                    "build/bench/results.json, measure nothing")
     args = ap.parse_args()
+    if args.report_only:
+        with open(os.path.join(BUILD, "results.json")) as f:
+            R = json.load(f)
+        args.quick = R["quick"]
+        P = QUICK if args.quick else FULL
+        return write(R, P, args, R.get("elapsed", 0))
     P = QUICK if args.quick else FULL
     only = set(args.only.split(","))
     for n in (MODULE, EGBENCH):
@@ -1195,15 +1243,23 @@ def main():
             log("  engine %-6s %.0f ns, %.0f Ir per request" % (
                 k, d["ns"], d["ir"]))
         for k, g in R["engine"]["growth"].items():
-            log("  growth %-12s slope %.2f upper %.2f%s" % (
-                k, g["slope"], g["slope_upper"],
-                " SUPERLINEAR" if g["superlinear"] else ""))
+            log("  growth %-12s slope %.2f upper %.2f; Ir slope %.2f upper "
+                "%.2f%s" % (k, g["slope"], g["slope_upper"], g["ir_slope"],
+                            g["ir_slope_upper"],
+                            " SUPERLINEAR" if g["superlinear"] else
+                            " superlinear in time only"
+                            if g["superlinear_time"] else ""))
 
+    R["elapsed"] = elapsed
     os.makedirs(BUILD, exist_ok=True)
     with open(os.path.join(BUILD, "results.json"), "w") as f:
         json.dump(R, f, indent=1, default=str)
     if args.no_write:
         return 0
+    return write(R, P, args, elapsed)
+
+
+def write(R, P, args, elapsed):
     if args.out:
         md = os.path.join(args.out, "BENCHMARKS.md")
         png, ref = os.path.join(args.out, "bench.png"), "bench.png"
