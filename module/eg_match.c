@@ -413,13 +413,25 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test_headers(eg_state_t *st, const eg_cond_t *c)
 {
-    size_t              i;
+    size_t              i, maxbytes;
     const eg_header_t  *h;
+
+    maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
+                                          : EG_DEFAULT_MAX_HEADER_BYTES;
 
     for (i = 0; i < st->req->nheaders; i++) {
         h = &st->req->headers[i];
 
-        if (eg_str_ieq(h->name, c->key) && eg_test(st, c, h->value)) {
+        if (!eg_str_ieq(h->name, c->key)) {
+            continue;
+        }
+
+        if (h->value.len > maxbytes) {
+            eg_limit(st, EG_LIMIT_HEADER_BYTES);
+            continue;
+        }
+
+        if (eg_test(st, c, h->value)) {
             return 1;
         }
     }

@@ -441,7 +441,7 @@ def cg_annotate(path, top=30):
         rows.append((ir, fn, obj))
         objs[obj] = objs.get(obj, 0) + ir
     rows.sort(reverse=True)
-    return {"functions": rows[:top], "objects": sorted(
+    return {"functions": rows[:top], "all": rows[:200], "objects": sorted(
         ((v, k) for k, v in objs.items()), reverse=True)}
 
 
@@ -850,12 +850,45 @@ def report(R, P, quick, elapsed, chart):
             a("| %s | %s | %s |" % (o, fmt_ir(v / C["mix_n"]),
                                     fmt_ir(bo.get(o, 0) / C["mix_n"])))
         a("")
+        a("`(inlined)`: code inlined from a header (`module/eg_internal.h`"
+          "), which callgrind names by file only; `???`: code without a "
+          "symbol, in the guard run PCRE2's JIT-compiled patterns.")
+        a("")
         a("Top functions by self cost (guard, per request):")
         a("")
         a("| Ir/request | function | object |")
         a("|---:|---|---|")
         for ir, fn, obj in C["annotate"]["functions"][:25]:
             a("| %s | `%s` | %s |" % (fmt_ir(ir / C["mix_n"]), fn, obj))
+        a("")
+
+        a("The guard's own code only (the module, inlined helpers, PCRE2 "
+          "and its JIT code), per request:")
+        a("")
+        a("| Ir/request | function | object |")
+        a("|---:|---|---|")
+        own = [r for r in C["annotate"]["all"] if r[2] in (
+            "ngx_http_exchange_guard_module.so", "(inlined)", "???")
+            or r[2].startswith("libpcre2")]
+        for ir, fn, obj in own[:20]:
+            a("| %s | `%s` | %s |" % (fmt_ir(ir / C["mix_n"]), fn, obj))
+        a("")
+
+        a("Largest differences guard - bare, per request, any object "
+          "(what the module costs including what it makes nginx do: "
+          "reading a body, pool allocations...):")
+        a("")
+        a("| guard - bare Ir/request | function | object |")
+        a("|---:|---|---|")
+        diff = {}
+        for ir, fn, obj in C["annotate"]["all"]:
+            diff[(fn, obj)] = diff.get((fn, obj), 0) + ir
+        for ir, fn, obj in C["bare_annotate"]["all"]:
+            diff[(fn, obj)] = diff.get((fn, obj), 0) - ir
+        rows = sorted(((v, k) for k, v in diff.items() if not
+                       re.match(r"0x[0-9a-f]+$", k[0])), reverse=True)
+        for v, (fn, obj) in rows[:15]:
+            a("| %s | `%s` | %s |" % (fmt_ir(v / C["mix_n"]), fn, obj))
         a("")
 
     # 2, 3
@@ -1053,8 +1086,11 @@ def report(R, P, quick, elapsed, chart):
     a("auto/bench            # everything, ~10 minutes; writes BENCHMARKS.md "
       "and docs/bench.png")
     a("auto/bench --quick    # fewer requests, 1 short round, 3 sizes: "
-      "< 2 minutes")
-    a("auto/bench --only engine        # or callgrind, wrk")
+      "< 2 minutes; writes build/bench/quick/")
+    a("auto/bench --only engine        # or callgrind, wrk (a partial "
+      "report)")
+    a("python3 tests/bench/bench.py --report-only   # rewrite the report "
+      "from build/bench/results.json")
     a("tests/bench/test_bench_quick.sh # runs --quick, checks its output")
     a("```")
     a("")

@@ -20,6 +20,10 @@
 #ifndef EG_FUZZ_COMMON_H
 #define EG_FUZZ_COMMON_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE  1             /* memmem() */
+#endif
+
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

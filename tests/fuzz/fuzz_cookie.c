@@ -134,8 +134,12 @@ check_names(const eg_str_t *h, size_t nh, const eg_cookie_t *big, size_t n,
     k = 0;
 
     for (i = 0; i < n && i < max; i++) {
-        /* a part with '=': a name, or an empty name at the '=' */
-        if (big[i].name.len == 0 && big[i].name.data[0] != '=') {
+        /* only parts with an '=', which lies between name and value (a
+           part without one is an empty name at its start, then the
+           value, white space between) */
+        if (memchr(big[i].name.data, '=',
+                   big[i].value.data - big[i].name.data) == NULL)
+        {
             continue;
         }
 

@@ -19,7 +19,8 @@
  *   head[3]  bit 0: exchange_guard_backends set; bit 1: trusted networks
  *            set; bits 2-4: the client address (a list, or the first
  *            X-Forwarded-For); bit 5: evaluate first with the body
- *            pending, as nginx does, then again with it read
+ *            pending, as nginx does, then again with it read; bit 6:
+ *            "exchange_guard detect" (the line says "detected")
  *
  * The rules directory: $EG_RULES_DIR, else the compile-time EG_RULES_DIR,
  * else "rules"; loaded once in LLVMFuzzerInitialize.
@@ -332,7 +333,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void) eg_uri_normalize(req.target, 3, alloc, &v.path, &v.query);
     }
 
-    blocked = v.action == EG_BLOCK || v.limit != EG_LIMIT_NONE;
+    /* "exchange_guard on" (limit_action block) or "detect" */
+    blocked = !(head[3] & 0x40)
+              && (v.action == EG_BLOCK || v.limit != EG_LIMIT_NONE);
 
     memset(&ev, 0, sizeof(eg_log_event_t));
     ev.msec = 1700000000000ULL + (head[0] | head[1] << 8 | head[2] << 16);

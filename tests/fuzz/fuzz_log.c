@@ -21,8 +21,8 @@
  *
  * The verdict comes from a real eg_eval() of that request against a rule
  * set made to match it everywhere (fields, cookies, JSON, body, client),
- * with awkward rule names (quotes, backslashes, control bytes, invalid
- * UTF-8, 256 bytes), 64-byte ids, 16 CVEs per rule, more matches than
+ * with awkward rule names (quotes, backslashes, tabs, invalid UTF-8,
+ * 256 bytes), 64-byte ids, 16 CVEs per rule, more matches than
  * EG_MAX_MATCHES, and a low regex match limit so "limit" shows up.
  * Then fuzz_check_log() (exact-size buffer, UTF-8, one line, strict JSON).
  *
@@ -51,7 +51,7 @@ static eg_cidr_t      trusted[1];
 
 static const char  rule_text[] =
     "rule FZ-UA-" "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"
-    "    name \"User-Agent \\\"quoted\\\" \\\\ back\\slash \x01\x1f\x7f "
+    "    name \"User-Agent \\\"quoted\\\" \\\\ back\\slash \t "
     "\xff\xfe \xc0\xaf \xe2\x82 \xf0\x9f\x92\xa9 \xed\xa0\x80 caf\xc3\xa9 "
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -62,6 +62,12 @@ static const char  rule_text[] =
     "CVE-2023-21707 CVE-2024-21410 CVE-2024-26198 CVE-2099-12345678901\n"
     "    action block\n"
     "    match header:User-Agent regex '^'\n"
+    "end\n"
+    "rule FZ-NOTE\n"
+    "    name \"a note on the cookies\"\n"
+    "    cve  CVE-2021-26855\n"
+    "    action note\n"
+    "    match cookies regex '^'\n"
     "end\n"
     "rule FZ-METHOD\n"
     "    name \"method\tTAB\"\n"

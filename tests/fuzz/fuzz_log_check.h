@@ -6,6 +6,13 @@
  * the bound the engine promised), then checks that the line is valid
  * UTF-8, one line ending in '\n', one strict JSON object (json_check.h),
  * and that it ends with the verdict's "matches_total".
+ *
+ * It also checks who the line names as the decision, rule.id (README:
+ * "the log names the first matching block rule as rule.id"; a "note"
+ * rule "never decides anything"):
+ *   - a verdict that blocks, logged as "blocked": a block rule's id
+ *   - else a listed log rule's id when one matched, else "EG-LIMIT" when
+ *     a limit was hit, else no id; never a note's id
  */
 
 #ifndef EG_FUZZ_LOG_CHECK_H
@@ -13,6 +20,105 @@
 
 #include "fuzz_common.h"
 #include "json_check.h"
+
+
+static void
+fuzz_check_log_rule(const eg_log_event_t *ev, const unsigned char *buf,
+    size_t len)
+{
+    size_t               i, idlen;
+    eg_str_t             mid;
+    const char          *p, *q, *want;
+    const eg_rule_t     *first_block, *first_log;
+    const eg_verdict_t  *v = ev->verdict;
+    static const char    pre[] = "\"rule\":{\"ruleset\":\"exchange_guard\"";
+
+    p = memmem(buf, len, pre, sizeof(pre) - 1);
+    FUZZ_CHECK(p != NULL, "no rule object in the line");
+    p += sizeof(pre) - 1;
+
+    if (strncmp(p, ",\"id\":\"", 7) == 0) {
+        p += 7;
+        q = memchr(p, '"', (const char *) buf + len - p);
+        FUZZ_CHECK(q != NULL, "unterminated rule.id");
+        idlen = q - p;
+    } else {
+        p = NULL;
+        idlen = 0;
+    }
+
+    first_block = NULL;
+    first_log = NULL;
+
+    for (i = 0; i < v->nmatches; i++) {
+        if (first_block == NULL
+            && eg_rule_action(v->matches[i].rule) == EG_BLOCK)
+        {
+            first_block = v->matches[i].rule;
+        }
+        if (first_log == NULL
+            && eg_rule_action(v->matches[i].rule) != EG_NOTE)
+        {
+            first_log = v->matches[i].rule;
+        }
+    }
+
+    /* a note is never the decision */
+
+    if (p) {
+        for (i = 0; i < v->nmatches; i++) {
+            mid = eg_rule_id(v->matches[i].rule);
+            if (eg_rule_action(v->matches[i].rule) == EG_NOTE) {
+                FUZZ_CHECK(!(mid.len == idlen && memcmp(mid.data, p, idlen)
+                                                 == 0),
+                           "rule.id \"%.*s\" is a note (action \"%s\", "
+                           "verdict action %d, limit %d)", (int) idlen, p,
+                           ev->action, (int) v->action, (int) v->limit);
+            }
+        }
+    }
+
+    if (strcmp(ev->action, "blocked") == 0 && v->action == EG_BLOCK) {
+        FUZZ_CHECK(p != NULL && first_block != NULL
+                   && eg_rule_id(first_block).len == idlen
+                   && memcmp(eg_rule_id(first_block).data, p, idlen) == 0,
+                   "blocked by a block rule, but rule.id is \"%.*s\" "
+                   "(first listed block rule: %.*s; %u matches, %u listed)",
+                   (int) idlen, p ? p : "",
+                   first_block ? (int) eg_rule_id(first_block).len : 4,
+                   first_block ? (const char *) eg_rule_id(first_block).data
+                               : "none", v->total, v->nmatches);
+        return;
+    }
+
+    want = NULL;
+
+    if (strcmp(ev->action, "blocked") == 0 && v->limit != EG_LIMIT_NONE) {
+        want = "EG-LIMIT";
+
+    } else if (first_log) {
+        mid = eg_rule_id(first_block ? first_block : first_log);
+        FUZZ_CHECK(p != NULL && mid.len == idlen
+                   && memcmp(mid.data, p, idlen) == 0,
+                   "rule.id \"%.*s\", expected %.*s", (int) idlen,
+                   p ? p : "", (int) mid.len, mid.data);
+        return;
+
+    } else if (v->limit != EG_LIMIT_NONE) {
+        want = "EG-LIMIT";
+    }
+
+    if (want) {
+        FUZZ_CHECK(p != NULL && idlen == strlen(want)
+                   && memcmp(p, want, idlen) == 0,
+                   "rule.id \"%.*s\", expected %s (action \"%s\", limit "
+                   "%d, %u listed)", (int) idlen, p ? p : "", want,
+                   ev->action, (int) v->limit, v->nmatches);
+    } else {
+        FUZZ_CHECK(p == NULL, "rule.id \"%.*s\" without a match or limit",
+                   (int) idlen, p);
+    }
+}
 
 
 static FUZZ_UNUSED size_t
@@ -48,6 +154,8 @@ fuzz_check_log(const eg_log_event_t *ev)
     FUZZ_CHECK(buf[0] == '{', "the line is not an object");
     FUZZ_CHECK(json_check(buf, len - 1, err, sizeof(err)),
                "the line is not JSON (%s): %.*s", err, (int) len, buf);
+
+    fuzz_check_log_rule(ev, buf, len);
 
     snprintf(tail, sizeof(tail), "\"matches_total\":%u}}\n",
              ev->verdict->total);
