@@ -536,7 +536,8 @@ ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
 
             /* each CVE once */
             for (q = ctx->cves.data; q + s.len <= p; q++) {
-                if (ngx_strncmp(q, s.data, s.len) == 0
+                if ((q == ctx->cves.data || q[-1] == ',')
+                    && ngx_strncmp(q, s.data, s.len) == 0
                     && (q + s.len == p || q[s.len] == ','))
                 {
                     break;
