@@ -18,7 +18,6 @@
 static eg_str_t eg_utf16_to_utf8(eg_str_t in, const eg_alloc_t *alloc);
 static int eg_json_string(const unsigned char **p, const unsigned char *end,
     unsigned char *out, size_t *len);
-static size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 static int eg_hex4(const unsigned char *p, uint32_t *cp);
 
 
@@ -208,7 +207,9 @@ eg_hex4(const unsigned char *p, uint32_t *cp)
 }
 
 
-static size_t
+/* UTF-8 of a code point below U+110000; at most 4 bytes */
+
+size_t
 eg_utf8_put(unsigned char *d, uint32_t cp)
 {
     if (cp < 0x80) {

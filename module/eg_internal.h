@@ -102,6 +102,7 @@ size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found);
 int eg_path_plain(eg_str_t path);
+size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 
 
 static inline unsigned char

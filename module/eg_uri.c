@@ -12,7 +12,6 @@
 static size_t eg_decode_once(unsigned char *s, size_t len, int plus,
     int *more);
 static int eg_hex(unsigned char c);
-static size_t eg_put_utf8(unsigned char *d, uint32_t cp);
 static size_t eg_path_canonical(unsigned char *s, size_t len);
 static size_t eg_segment(unsigned char *seg, size_t len);
 
@@ -250,7 +249,7 @@ eg_decode_once(unsigned char *s, size_t len, int plus, int *more)
             && (c = eg_hex(s[i + 4])) >= 0 && (d = eg_hex(s[i + 5])) >= 0)
         {
             cp = (a << 12) | (b << 8) | (c << 4) | d;
-            n += eg_put_utf8(s + n, cp);
+            n += eg_utf8_put(s + n, cp);   /* %uXXXX: 6 bytes in, 3 out */
             i += 5;
             *more = 1;
             continue;
@@ -301,29 +300,6 @@ eg_hex(unsigned char c)
     }
 
     return -1;
-}
-
-
-static size_t
-eg_put_utf8(unsigned char *d, uint32_t cp)
-{
-    /* %uXXXX never takes more room than its 6 bytes */
-
-    if (cp < 0x80) {
-        d[0] = (unsigned char) cp;
-        return 1;
-    }
-
-    if (cp < 0x800) {
-        d[0] = (unsigned char) (0xc0 | (cp >> 6));
-        d[1] = (unsigned char) (0x80 | (cp & 0x3f));
-        return 2;
-    }
-
-    d[0] = (unsigned char) (0xe0 | (cp >> 12));
-    d[1] = (unsigned char) (0x80 | ((cp >> 6) & 0x3f));
-    d[2] = (unsigned char) (0x80 | (cp & 0x3f));
-    return 3;
 }
 
 

@@ -17,9 +17,12 @@
      the corpora; ns against input size (cookie bytes, cookie count, URI,
      ECP JSON body), with log-log slopes.
 
-Writes BENCHMARKS.md, docs/bench.png and build/bench/results.json.
+Writes BENCHMARKS.md, docs/bench.png and build/bench/results.json (with
+--quick: build/bench/quick/ and build/bench/results-quick.json); a full run
+appends its key numbers to tests/bench/history.jsonl.
 
     bench.py [--quick] [--only callgrind,wrk,engine] [--no-write]
+             [--out DIR] [--report-only]
 
 Expects auto/bench to have built build/bench/ngx_http_exchange_guard_module.so
 and build/bench/eg-bench.  Python 3 standard library only.
@@ -58,6 +61,8 @@ PEERS_DIR = os.path.join(ROOT, "tests", "peers")
 NGINX = "/usr/sbin/nginx"
 MODSEC_MODULE = "/usr/lib/nginx/modules/ngx_http_modsecurity_module.so"
 
+HISTORY = os.path.join(HERE, "history.jsonl")
+
 PEERS = ["bare", "guard", "guard-detect", "eomt-nginx", "modsecurity-crs"]
 FLOOD = "guard-flood"
 
@@ -70,7 +75,8 @@ FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=10,
             connections=50,
             sizes={"cookie-bytes": [1024, 2048, 4096, 8192, 16384, 32768,
                                     65536],
-                   "cookie-count": [10, 30, 100, 300, 1000, 2000],
+                   "cookie-count": [10, 30, 100, 250, 260, 300, 1000,
+                                    2000],
                    "uri": [1024, 2048, 4096, 6144, 8192, 12288, 16384],
                    "json": [1024, 4096, 16384, 65536, 262144, 1048576]},
             min_ms=20, repeat=5, cg_passes=5)
@@ -87,7 +93,9 @@ SIZE_UNIT = {"cookie-bytes": "bytes", "cookie-count": "cookies",
 SIZE_WHAT = {
     "cookie-bytes": "Cookie header, a real OWA cookie jar (17 cookies, "
                     "~1 KB) repeated",
-    "cookie-count": "Cookie header of N cookies (the same jar cycled)",
+    "cookie-count": "Cookie header of N cookies (the same jar cycled; the "
+                    "shipped default exchange_guard_max_cookies is 256, "
+                    "past it the module refuses by default)",
     "uri": "request-target, half path (/owa/prem/15.2.1118.7/folder%20N/..)"
            ", half query (pN=v%2FN%2Bx+y&..)",
     "json": "POST /ecp/DDI/DDIService.svc/SetObject?schema="
@@ -670,22 +678,46 @@ def bench_engine(P):
             q["ir"] = cg_total("%s.%d" % (cgf, j + 1)) / P["cg_passes"]
         shutil.rmtree(tmp, ignore_errors=True)
 
-        g = {"points": pts}
-        h = max(3, (len(pts) + 1) // 2) if len(pts) > 3 else len(pts)
-        for key, val in (("slope", "ns"), ("ir_slope", "ir")):
-            g[key] = slope([q["size"] for q in pts], [q[val] for q in pts])
-            g[key + "_upper"] = slope([q["size"] for q in pts[-h:]],
-                                      [q[val] for q in pts[-h:]])
-        g["superlinear_time"] = g["slope_upper"] > 1.15 or g["slope"] > 1.15
-        g["superlinear"] = g["ir_slope_upper"] > 1.15 or g["ir_slope"] > 1.15
+        g = analyze(pts)
         res["growth"][kind] = g
-        log("  growth %-12s time slope %.2f (upper %.2f), Ir slope %.2f "
-            "(upper %.2f)%s" % (
-                kind, g["slope"], g["slope_upper"], g["ir_slope"],
-                g["ir_slope_upper"], "  SUPERLINEAR" if g["superlinear"]
-                else "  (time only: superlinear)" if g["superlinear_time"]
-                else ""))
+        log("  growth %-12s time slope %.2f (tail %.2f), Ir slope %.2f "
+            "(tail %.2f): %s" % (kind, g["slope"], g["slope_tail"],
+                                 g["ir_slope"], g["ir_slope_tail"],
+                                 verdict(g)))
     return res
+
+
+def analyze(pts):
+    """slopes of time and instructions on log-log: over all sizes, over
+    the larger half ("upper") and over the 3 largest ("tail"); steps =
+    consecutive sizes where the instructions per unit jump by > 25 %."""
+    g = {"points": pts}
+    h = max(3, (len(pts) + 1) // 2) if len(pts) > 3 else len(pts)
+    for key, val in (("slope", "ns"), ("ir_slope", "ir")):
+        xs, ys = [q["size"] for q in pts], [q[val] for q in pts]
+        g[key] = slope(xs, ys)
+        g[key + "_upper"] = slope(xs[-h:], ys[-h:])
+        g[key + "_tail"] = slope(xs[-3:], ys[-3:])
+    g["steps"] = []
+    for a, b in zip(pts, pts[1:]):
+        r = (b["ir"] / b["size"]) / (a["ir"] / a["size"])
+        if r > 1.25:
+            g["steps"].append((a["size"], b["size"], r))
+    g["superlinear"] = g["ir_slope_tail"] > 1.15 or g["ir_slope"] > 1.15
+    g["superlinear_time"] = not g["superlinear"] and (
+        g["slope_tail"] > 1.15 or g["slope"] > 1.15)
+    return g
+
+
+def verdict(g):
+    if g["superlinear"]:
+        return "SUPERLINEAR"
+    v = "linear" if g["ir_slope_tail"] >= 0.85 else "sublinear"
+    if g["steps"]:
+        v += ", with a step"
+    if g["superlinear_time"]:
+        v += "; superlinear in time only"
+    return v
 
 
 def slope(xs, ys):
@@ -755,8 +787,8 @@ def report(R, P, quick, elapsed, chart):
     a("# exchange_guard benchmarks%s" % (" (--quick)" if quick else ""))
     a("")
     a("Measured by `auto/bench%s` on %s; the whole run took %.0f s. "
-      "Numbers are what came out, not targets met: each target is stated "
-      "next to its measurement with **met** or **missed**." % (
+      "Numbers are as measured; each target is marked **met** or "
+      "**missed** next to its measurement." % (
           " --quick" if quick else "", R["date"], elapsed))
     a("")
     if chart:
@@ -1049,23 +1081,26 @@ def report(R, P, quick, elapsed, chart):
           "`CALLGRIND_DUMP_STATS_AT` (`eg-bench cggrowth`), deterministic "
           "whatever else the machine runs. Slope = least-squares slope of "
           "log(cost) on log(size): 1 is linear, below 1 means fixed costs "
-          "still weigh, above 1 is superlinear. `upper` = the slope over "
-          "the larger half of the sizes. A slope above 1.15 is flagged: "
-          "**SUPERLINEAR** when the instructions say so, \"in time only\" "
-          "when only the clock does (caches, or a busy machine)." % (
+          "still weigh, above 1 is superlinear. SUPERLINEAR is flagged "
+          "when the instruction slope over all sizes or over the 3 "
+          "largest exceeds 1.15; a step is a jump of more than 25 %% in "
+          "instructions per unit between two consecutive sizes; \"in time "
+          "only\" when only the clock is superlinear (caches, or a busy "
+          "machine)." % (
               P["repeat"], P["cg_passes"]))
         a("")
         for kind, g in E["growth"].items():
             unit = SIZE_UNIT[kind]
-            a("**%s**: %s. Time slope %.2f (upper %.2f); instruction slope "
-              "%.2f (upper %.2f)%s." % (
-                  kind, SIZE_WHAT[kind], g["slope"], g["slope_upper"],
-                  g["ir_slope"], g["ir_slope_upper"],
-                  " — **SUPERLINEAR**" if g["superlinear"] else
-                  " — superlinear in time only, linear in instructions "
-                  "(caches or noise, see above)" if g["superlinear_time"]
-                  else " — linear" if g["ir_slope_upper"] >= 0.85
-                  else " — sublinear"))
+            g = analyze(g["points"])
+            a("**%s**: %s. Instructions: slope %.2f over all sizes, %.2f "
+              "over the 3 largest; time: %.2f, %.2f. **%s**%s." % (
+                  kind, SIZE_WHAT[kind], g["ir_slope"], g["ir_slope_tail"],
+                  g["slope"], g["slope_tail"], verdict(g),
+                  "".join("; step between %s and %s: instructions per %s "
+                          "x%.2f, constant again after" % (
+                              size_label(x, unit), size_label(y, unit),
+                              "cookie" if unit == "cookies" else "KB", r)
+                          for x, y, r in g["steps"])))
             a("")
             per = "cookie" if unit == "cookies" else "KB"
             a("| size | time | ns per %s | Ir | Ir per %s | verdict | limit |"
@@ -1079,6 +1114,30 @@ def report(R, P, quick, elapsed, chart):
                     fmt_ir(q["ir"] / q["size"] * f), q["action"],
                     q["limit"]))
             a("")
+
+    H = history()
+    if H and not quick:
+        a("## Full runs so far")
+        a("")
+        a("Every full `auto/bench` appends a line to "
+          "`tests/bench/history.jsonl`. The module changes between runs "
+          "(see its hash); on this shared machine the wrk ratios move by "
+          "much more than the 3 % the targets ask to resolve, the "
+          "callgrind and CPU-time ratios much less.")
+        a("")
+        a("| date | module | callgrind mix off / on | wrk guard (CPU ratio) | "
+          "detect | eomt | modsec | flood | engine Ir legit / attack | "
+          "load |")
+        a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for h in H[-10:]:
+            a("| %s | `%s` | %.3f / %.3f | %.3f (%.3f) | %.3f | %.3f | "
+              "%.3f | %.3f | %s / %s | %.1f |" % (
+                  h["date"], h["module_sha256"], h["cg_mix_nolog"],
+                  h["cg_mix_log"], h["wrk_guard"], h["wrk_guard_cpu"],
+                  h["wrk_guard_detect"], h["wrk_eomt"], h["wrk_modsec"],
+                  h["flood"], fmt_ir(h["engine_legit_ir"]),
+                  fmt_ir(h["engine_attack_ir"]), h["load"]))
+        a("")
 
     a("## Reproduce")
     a("")
@@ -1099,7 +1158,8 @@ def report(R, P, quick, elapsed, chart):
       "copies the module to `build/bench/` (a concurrent "
       "`EG_SANITIZE=1 auto/build` cannot swap it mid-run), builds "
       "`build/bench/eg-bench` and runs `tests/bench/bench.py`. Raw "
-      "results: `build/bench/results.json`; callgrind dumps: "
+      "results: `build/bench/results.json` (`--quick`: "
+      "`results-quick.json`); callgrind dumps: "
       "`build/bench/callgrind-*.out` (open with `callgrind_annotate` or "
       "kcachegrind). By hand:")
     a("")
@@ -1151,9 +1211,12 @@ def chart(R, path):
                 f.write("%d \"%s\" %f %f\n" % (
                     i, t, C["table"]["nolog"][t]["ratio"],
                     C["table"]["log"][t]["ratio"]))
+        top = max(max(C["table"][lg][t]["ratio"] for t in C["table"][lg])
+                  for lg in ("nolog", "log"))
         g += ["set title 'callgrind Ir per request, guard / bare'",
               "set style data histogram", "set style histogram cluster "
-              "gap 1", "set style fill solid 0.6", "set yrange [0.9:*]",
+              "gap 1", "set style fill solid 0.6",
+              "set yrange [0.9:%f]" % (top * 1.08), "set key top left",
               "set xtics rotate by -20",
               "set arrow 2 from graph 0, first 1.03 to graph 1, first 1.03 "
               "nohead dt 2 lc rgb 'red'",
@@ -1168,23 +1231,25 @@ def chart(R, path):
             fn = os.path.join(d, kind + ".dat")
             with open(fn, "w") as f:
                 for q in E["growth"][kind]["points"]:
-                    f.write("%d %f\n" % (q["size"], q["ns"] / 1000.0))
+                    f.write("%d %f %f\n" % (q["size"], q["ir"], q["ns"]))
+            an = analyze(E["growth"][kind]["points"])
             plots.append("'%s' using 1:2 with linespoints title '%s "
-                         "(slope %.2f)'" % (fn, kind,
-                                            E["growth"][kind]["slope"]))
-        g += ["set title 'engine: time per request against input size'",
-              "set logscale xy", "set xlabel 'bytes'", "set ylabel 'µs'",
+                         "(slope %.2f)'" % (fn, kind, an["ir_slope"]))
+        g += ["set title 'engine: instructions per request against input "
+              "size (callgrind; times in BENCHMARKS.md)'",
+              "set logscale xy", "set xlabel 'bytes'",
+              "set ylabel 'instructions'", "set format y '%.0s%c'",
               "set yrange [*:*]", "set key top left", "set grid",
               "plot " + ", ".join(plots)]
         fn = os.path.join(d, "cc.dat")
         with open(fn, "w") as f:
             for q in E["growth"]["cookie-count"]["points"]:
-                f.write("%d %f\n" % (q["size"], q["ns"] / 1000.0))
-        g += ["set title 'engine: time per request against cookie count'",
-              "set xlabel 'cookies'",
+                f.write("%d %f\n" % (q["size"], q["ir"]))
+        an = analyze(E["growth"]["cookie-count"]["points"])
+        g += ["set title 'engine: instructions per request against cookie "
+              "count'", "set xlabel 'cookies'",
               "plot '%s' using 1:2 with linespoints title 'cookie-count "
-              "(slope %.2f)'" % (fn,
-                                 E["growth"]["cookie-count"]["slope"])]
+              "(slope %.2f)'" % (fn, an["ir_slope"])]
     g += ["unset multiplot"]
     with open(os.path.join(d, "plot.gp"), "w") as f:
         f.write("\n".join(g) + "\n")
@@ -1214,10 +1279,11 @@ def main():
                     "docs/bench.png; with --quick build/bench/quick/)")
     ap.add_argument("--report-only", action="store_true",
                     help="rewrite the report and chart from "
-                    "build/bench/results.json, measure nothing")
+                    "build/bench/results.json (with --quick: "
+                    "results-quick.json), measure nothing")
     args = ap.parse_args()
     if args.report_only:
-        with open(os.path.join(BUILD, "results.json")) as f:
+        with open(results_path(args.quick)) as f:
             R = json.load(f)
         args.quick = R["quick"]
         P = QUICK if args.quick else FULL
@@ -1279,20 +1345,52 @@ def main():
             log("  engine %-6s %.0f ns, %.0f Ir per request" % (
                 k, d["ns"], d["ir"]))
         for k, g in R["engine"]["growth"].items():
-            log("  growth %-12s slope %.2f upper %.2f; Ir slope %.2f upper "
-                "%.2f%s" % (k, g["slope"], g["slope_upper"], g["ir_slope"],
-                            g["ir_slope_upper"],
-                            " SUPERLINEAR" if g["superlinear"] else
-                            " superlinear in time only"
-                            if g["superlinear_time"] else ""))
+            log("  growth %-12s slope %.2f (tail %.2f); Ir slope %.2f (tail "
+                "%.2f): %s" % (k, g["slope"], g["slope_tail"], g["ir_slope"],
+                               g["ir_slope_tail"], verdict(g)))
 
     R["elapsed"] = elapsed
+    if not args.quick and only == {"callgrind", "wrk", "engine"} \
+            and not args.no_write:
+        add_history(R)
     os.makedirs(BUILD, exist_ok=True)
-    with open(os.path.join(BUILD, "results.json"), "w") as f:
+    with open(results_path(args.quick), "w") as f:
         json.dump(R, f, indent=1, default=str)
     if args.no_write:
         return 0
     return write(R, P, args, elapsed)
+
+
+def results_path(quick):
+    return os.path.join(BUILD, "results-quick.json" if quick
+                        else "results.json")
+
+
+def add_history(R):
+    """one line per full run in tests/bench/history.jsonl"""
+    C, W, E = R["callgrind"], R["wrk"], R["engine"]
+    h = {"date": R["date"], "module_sha256": R["module_sha256"],
+         "cg_mix_nolog": round(C["table"]["nolog"]["mix"]["ratio"], 3),
+         "cg_mix_log": round(C["table"]["log"]["mix"]["ratio"], 3),
+         "wrk_guard": round(W["ratios"]["guard"]["median"], 3),
+         "wrk_guard_cpu": round(W["cpu_ratios"]["guard"]["median"], 3),
+         "wrk_guard_detect": round(W["ratios"]["guard-detect"]["median"], 3),
+         "wrk_eomt": round(W["ratios"]["eomt-nginx"]["median"], 3),
+         "wrk_modsec": round(W["ratios"]["modsecurity-crs"]["median"], 3),
+         "flood": round(W["ratios"][FLOOD]["median"], 3),
+         "engine_legit_ir": round(E["corpus"]["legit"]["ir"]),
+         "engine_attack_ir": round(E["corpus"]["attack"]["ir"]),
+         "load": round(W["load"]["median"], 1)}
+    with open(HISTORY, "a") as f:
+        f.write(json.dumps(h) + "\n")
+
+
+def history():
+    try:
+        with open(HISTORY) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except OSError:
+        return []
 
 
 def write(R, P, args, elapsed):

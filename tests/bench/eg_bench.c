@@ -50,7 +50,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "eg_engine.h"
+#include "eg_corpus.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/callgrind.h>)
@@ -63,7 +63,6 @@
 #endif
 
 
-#define BENCH_MAX_HEADERS  256
 #define BENCH_MAX_RECORDS  4096
 
 
@@ -127,282 +126,53 @@ static const eg_alloc_t  bench_alloc = { arena_alloc, NULL };
  * (the record format of tests/corpus/README.md, as module/tools/eg_check.c
  * reads it) */
 
-typedef struct {
-    eg_request_t     req;
-    eg_header_t      h[BENCH_MAX_HEADERS];
-    eg_body_e        body_state;       /* as sent */
-} bench_req_t;
+static eg_record_t  *records[BENCH_MAX_RECORDS];
+static size_t        nrecords;
 
 
-static int
-hexval(int c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    c |= 0x20;
-    return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
-}
-
-
-static size_t
-unescape(unsigned char *s, size_t len)
-{
-    size_t  i, n;
-
-    for (i = 0, n = 0; i < len; i++) {
-        if (s[i] == '\\' && i + 1 < len) {
-            switch (s[i + 1]) {
-            case 'r': s[n++] = '\r'; i++; continue;
-            case 'n': s[n++] = '\n'; i++; continue;
-            case 't': s[n++] = '\t'; i++; continue;
-            case '\\': s[n++] = '\\'; i++; continue;
-            case 'x':
-                if (i + 3 < len && hexval(s[i + 2]) >= 0
-                    && hexval(s[i + 3]) >= 0)
-                {
-                    s[n++] = (unsigned char) (hexval(s[i + 2]) * 16
-                                              + hexval(s[i + 3]));
-                    i += 3;
-                    continue;
-                }
-            }
-        }
-        s[n++] = s[i];
-    }
-
-    return n;
-}
-
-
-static eg_str_t
-trim(const unsigned char *s, const unsigned char *e)
-{
-    eg_str_t  r;
-
-    while (s < e && (*s == ' ' || *s == '\t')) {
-        s++;
-    }
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r')) {
-        e--;
-    }
-
-    r.data = s;
-    r.len = e - s;
-    return r;
-}
-
-
-static size_t
-dechunk(unsigned char *s, size_t len)
-{
-    size_t          n, size;
-    unsigned char  *p, *end, *d;
-
-    p = s;
-    end = s + len;
-    d = s;
-
-    while (p < end) {
-        size = 0;
-        while (p < end && hexval(*p) >= 0) {
-            size = size * 16 + hexval(*p++);
-        }
-        while (p < end && *p != '\n') {
-            p++;
-        }
-        p++;
-        if (size == 0 || p >= end) {
-            break;
-        }
-        n = (size_t) (end - p) < size ? (size_t) (end - p) : size;
-        memmove(d, p, n);
-        d += n;
-        p += n + 2;
-    }
-
-    return d - s;
-}
-
+/* keep a copy of every record; the file's text stays (keep = 1) */
 
 static int
-parse_request(unsigned char *s, size_t len, bench_req_t *br)
+keep_record(eg_record_t *rec, const char *file, void *data)
 {
-    int             chunked;
-    unsigned char  *end, *eol, *sp, *colon;
-    eg_request_t   *req = &br->req;
-    static const eg_str_t  te = { (const unsigned char *) "Transfer-Encoding",
-                                  17 };
+    eg_record_t  *copy;
 
-    end = s + len;
-    memset(req, 0, sizeof(eg_request_t));
+    (void) file;
+    (void) data;
 
-    eol = memchr(s, '\n', end - s);
-    if (eol == NULL) {
-        eol = end;
-    }
-
-    sp = memchr(s, ' ', eol - s);
-    if (sp == NULL) {
+    if (nrecords == BENCH_MAX_RECORDS) {
+        fprintf(stderr, "eg-bench: more than %d records\n", BENCH_MAX_RECORDS);
         return -1;
     }
 
-    req->method.data = s;
-    req->method.len = sp - s;
-
-    s = sp + 1;
-    for (sp = eol; sp > s && sp[-1] != ' '; sp--) { /* void */ }
-    if (sp == s) {
+    copy = malloc(sizeof(eg_record_t));
+    if (copy == NULL) {
         return -1;
     }
 
-    req->target.data = s;
-    req->target.len = sp - 1 - s;
-    req->headers = br->h;
-    chunked = 0;
-
-    for (s = eol + 1; s < end; s = eol + 1) {
-        eol = memchr(s, '\n', end - s);
-        if (eol == NULL) {
-            eol = end;
-        }
-
-        if (trim(s, eol).len == 0) {
-            if (eol + 1 < end) {
-                req->body.data = eol + 1;
-                req->body.len = end - (eol + 1);
-                if (chunked) {
-                    req->body.len = dechunk(eol + 1, req->body.len);
-                }
-                req->body_state = req->body.len ? EG_BODY_READ
-                                                : EG_BODY_NONE;
-            }
-            break;
-        }
-
-        colon = memchr(s, ':', eol - s);
-        if (colon == NULL || req->nheaders == BENCH_MAX_HEADERS) {
-            return -1;
-        }
-
-        br->h[req->nheaders].name = trim(s, colon);
-        br->h[req->nheaders].value = trim(colon + 1, eol);
-
-        if (eg_cookie_name_is(br->h[req->nheaders].name, te)) {
-            chunked = 1;
-        }
-
-        req->nheaders++;
-    }
-
-    br->body_state = req->body_state;
+    memcpy(copy, rec, sizeof(eg_record_t));
+    eg_record_fix(copy);
+    records[nrecords++] = copy;
     return 0;
 }
-
-
-static bench_req_t  *records[BENCH_MAX_RECORDS];
-static size_t        nrecords;
 
 
 static int
 load_file(const char *path)
 {
-    long            size;
-    FILE           *f;
-    char           *w, *save;
-    int             escapes;
-    unsigned char  *text, *s, *end, *next, *eol, *head;
-    size_t          len;
-    bench_req_t    *br;
-
-    f = fopen(path, "rb");
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0
-        || fseek(f, 0, SEEK_SET) != 0)
-    {
-        fprintf(stderr, "eg-bench: cannot read %s\n", path);
-        return -1;
-    }
-
-    text = malloc(size + 2);            /* kept: the records point into it */
-    if (text == NULL || fread(text, 1, size, f) != (size_t) size) {
-        fprintf(stderr, "eg-bench: cannot read %s\n", path);
-        fclose(f);
-        return -1;
-    }
-    fclose(f);
-    text[size] = '\0';
-    end = text + size;
-
-    s = (unsigned char *) strstr((char *) text, "### ");
-    while (s && s != text && s[-1] != '\n') {
-        s = (unsigned char *) strstr((char *) s + 4, "### ");
-    }
-
-    while (s && s < end) {
-        next = (unsigned char *) strstr((char *) s + 4, "\n### ");
-        if (next == NULL) {
-            next = end;
-        }
-
-        eol = memchr(s, '\n', next - s);
-        if (eol == NULL) {
-            break;
-        }
-        *eol = '\0';
-
-        escapes = 0;
-        for (w = strtok_r((char *) s + 4, " \t", &save); w;
-             w = strtok_r(NULL, " \t", &save))
-        {
-            if (strcmp(w, "escapes") == 0) {
-                escapes = 1;
-            }
-        }
-
-        head = eol + 1;
-        len = next - head;
-        if (escapes) {
-            len = unescape(head, len);
-        }
-
-        br = malloc(sizeof(bench_req_t));
-        if (br == NULL || nrecords == BENCH_MAX_RECORDS) {
-            return -1;
-        }
-        if (parse_request(head, len, br) != 0) {
-            fprintf(stderr, "eg-bench: %s: a record does not parse\n", path);
-            free(br);
-        } else {
-            records[nrecords++] = br;
-        }
-
-        s = next < end ? next + 1 : end;
-    }
-
-    return 0;
+    return eg_corpus_read(path, 1, keep_record, NULL);
 }
 
 
 /* ------------------------------------------------------------ evaluation */
 
-/* as nginx: headers first, the body only when asked for */
-
 static eg_action_e
 eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
-    bench_req_t *br)
+    eg_record_t *rec)
 {
     eg_verdict_t  v;
 
-    br->req.body_state = br->body_state == EG_BODY_READ ? EG_BODY_PENDING
-                                                        : br->body_state;
-    eg_eval(rs, &br->req, opts, &bench_alloc, &v);
-
-    if (v.need_body && v.action != EG_BLOCK
-        && br->body_state == EG_BODY_READ)
-    {
-        br->req.body_state = EG_BODY_READ;
-        eg_eval(rs, &br->req, opts, &bench_alloc, &v);
-    }
+    eg_eval_like_nginx(rs, opts, &bench_alloc, rec, &v);
 
     if (v.action != EG_BLOCK && v.limit != EG_LIMIT_NONE) {
         return EG_BLOCK;                /* exchange_guard_limit_action block */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs "auto/bench --quick" into a scratch directory and checks that it
 # exits 0, prints its summary and writes a complete BENCHMARKS.md, a PNG
-# chart and build/bench/results.json.  Prints "N passed, N failed"; exit
+# chart and build/bench/results-quick.json.  Prints "N passed, N failed"; exit
 # status 1 on any failure.  Takes under 2 minutes.
 
 set -uo pipefail
@@ -46,8 +46,8 @@ for section in '## Machine' '## 1. Instructions per proxied request' \
     check "BENCHMARKS.md has '$section'" grep -q "$section" "$out/BENCHMARKS.md"
 done
 check "chart is a PNG" sh -c "file '$out/bench.png' | grep -q 'PNG image'"
-check "build/bench/results.json parses" \
-    python3 -c "import json,sys; json.load(open('$root/build/bench/results.json'))"
+check "build/bench/results-quick.json parses" \
+    python3 -c "import json,sys; json.load(open('$root/build/bench/results-quick.json'))"
 check "mix.lua present" test -s "$root/tests/bench/mix.lua"
 check "repository BENCHMARKS.md untouched by --quick" \
     sh -c "! grep -q -- '(--quick)' '$root/BENCHMARKS.md' 2>/dev/null || false"

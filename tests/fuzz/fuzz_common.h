@@ -9,8 +9,8 @@
  *                                read one byte past any engine buffer
  *   fuzz_dup(data, len)          an exact-size heap copy of an input slice,
  *                                owned by the arena (same reason)
- *   fuzz_known_bugs_skipped()    1 when EG_FUZZ_SKIP_KNOWN=1: harnesses then
- *                                steer around engine bugs already saved
+ *   fuzz_known_bugs_skipped()    1 when EG_FUZZ_SKIP_KNOWN=1: the checks
+ *                                then step over engine bugs already saved
  *                                under tests/fuzz/regressions/, to look for
  *                                new ones (see tests/fuzz/README.md)
  *
@@ -19,10 +19,6 @@
 
 #ifndef EG_FUZZ_COMMON_H
 #define EG_FUZZ_COMMON_H
-
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE  1             /* memmem() */
-#endif
 
 #include <stddef.h>
 #include <stdint.h>
@@ -166,6 +162,23 @@ fuzz_within(const unsigned char *p, size_t len, const unsigned char *base,
     size_t blen)
 {
     return p >= base && p <= base + blen && len <= (size_t) (base + blen - p);
+}
+
+
+/* memmem(), which needs _GNU_SOURCE before the first #include */
+
+static FUZZ_UNUSED const unsigned char *
+fuzz_find(const unsigned char *s, size_t len, const char *what)
+{
+    size_t  i, n = strlen(what);
+
+    for (i = 0; n <= len && i <= len - n; i++) {
+        if (memcmp(s + i, what, n) == 0) {
+            return s + i;
+        }
+    }
+
+    return NULL;
 }
 
 

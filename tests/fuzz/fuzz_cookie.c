@@ -26,7 +26,22 @@
  *     max of eg_cookie_parse() that have an '=' and a wanted name, in
  *     order; checked with a rule set naming a few cookies (short, 63 and
  *     70 bytes long, via cookie: and param:) and one reading every name
+ *
+ * The values also go through the checks that read cookie values and
+ * addresses, eg_backend_check() and eg_cidr_parse():
+ *   - anything but EG_BACKEND_SYNTAX means "<host>~<integer>": a host of
+ *     1-253 bytes of [A-Za-z0-9._-], 1-10 digits not above 2^31-1;
+ *     EG_BACKEND_OK (no backends configured) means the first label is
+ *     not "localhost" and the last is neither all digits nor 0x-hex;
+ *     upper-casing the value changes nothing; with the value's own host
+ *     as the only backend OK stays OK, with another one it is UNKNOWN;
+ *     eg_backend_reason() always has a text
+ *   - a parsed network has at most 128 bits, no host bits set, and
+ *     prints (inet_ntop, "/bits") to text that parses to the same network
  */
+
+#include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include "fuzz_common.h"
 #include "eg_internal.h"          /* eg_cookie_parse_names() */
@@ -171,6 +186,172 @@ check_names(const eg_str_t *h, size_t nh, const eg_cookie_t *big, size_t n,
 
 
 #define FUZZ_MAX_HEADERS  64
+
+
+static int
+all_digits(const unsigned char *s, size_t len)
+{
+    size_t  i;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return 0;
+        }
+    }
+
+    return len > 0;
+}
+
+
+static int
+all_hex(const unsigned char *s, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    for (i = 0; i < len; i++) {
+        c = s[i] | 0x20;
+        if (!((s[i] >= '0' && s[i] <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+
+    return len > 0;
+}
+
+
+static void
+check_backend(eg_str_t value)
+{
+    size_t                i, hlen, vlen;
+    uint64_t              ver;
+    eg_str_t              up, host, other;
+    eg_backend_e          rc, rc2;
+    unsigned char        *u, c;
+    const char           *reason;
+    const unsigned char  *tilde, *dot, *last;
+
+    rc = eg_backend_check(value, NULL, 0);
+    FUZZ_CHECK(rc == EG_BACKEND_OK || rc == EG_BACKEND_SYNTAX
+               || rc == EG_BACKEND_LOCAL || rc == EG_BACKEND_UNKNOWN,
+               "eg_backend_check returned %d", (int) rc);
+    FUZZ_CHECK(rc != EG_BACKEND_UNKNOWN, "UNKNOWN without backends");
+
+    reason = eg_backend_reason(rc);
+    FUZZ_CHECK(reason != NULL && reason[0] != '\0', "no reason for %d",
+               (int) rc);
+
+    /* case does not matter */
+    u = fuzz_arena_alloc(&fuzz_arena, value.len);
+    for (i = 0; i < value.len; i++) {
+        c = value.data[i];
+        u[i] = (c >= 'a' && c <= 'z') ? (unsigned char) (c - 32) : c;
+    }
+    up.data = u;
+    up.len = value.len;
+    rc2 = eg_backend_check(up, NULL, 0);
+    FUZZ_CHECK(rc2 == rc, "\"%.*s\" is %d, upper case %d", (int) value.len,
+               value.data, (int) rc, (int) rc2);
+
+    if (rc == EG_BACKEND_SYNTAX) {
+        return;
+    }
+
+    tilde = memchr(value.data, '~', value.len);
+    FUZZ_CHECK(tilde != NULL, "no '~' in \"%.*s\" (rc %d)", (int) value.len,
+               value.data, (int) rc);
+
+    hlen = tilde - value.data;
+    vlen = value.len - hlen - 1;
+
+    FUZZ_CHECK(hlen >= 1 && hlen <= 253, "host of %zu bytes", hlen);
+    for (i = 0; i < hlen; i++) {
+        c = value.data[i];
+        FUZZ_CHECK((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                   || (c >= '0' && c <= '9') || c == '.' || c == '-'
+                   || c == '_', "byte 0x%02x in host \"%.*s\"", c,
+                   (int) hlen, value.data);
+    }
+
+    FUZZ_CHECK(vlen >= 1 && vlen <= 10 && all_digits(tilde + 1, vlen),
+               "version \"%.*s\"", (int) vlen, tilde + 1);
+    ver = 0;
+    for (i = 0; i < vlen; i++) {
+        ver = ver * 10 + (tilde[1 + i] - '0');
+    }
+    FUZZ_CHECK(ver <= 0x7fffffff, "version %llu", (unsigned long long) ver);
+
+    host.data = value.data;
+    host.len = hlen;
+
+    if (rc == EG_BACKEND_OK) {
+        dot = memchr(host.data, '.', host.len);
+        FUZZ_CHECK(!eg_cookie_name_is((eg_str_t) { host.data,
+                                          dot ? (size_t) (dot - host.data)
+                                              : host.len },
+                                      fuzz_cstr("localhost")),
+                   "localhost passes: \"%.*s\"", (int) value.len,
+                   value.data);
+
+        for (last = host.data + host.len;
+             last > host.data && last[-1] != '.'; last--)
+        { /* void */ }
+
+        FUZZ_CHECK(!all_digits(last, host.data + host.len - last),
+                   "IPv4 literal passes: \"%.*s\"", (int) value.len,
+                   value.data);
+        FUZZ_CHECK(!(host.data + host.len - last > 2 && last[0] == '0'
+                     && (last[1] == 'x' || last[1] == 'X')
+                     && all_hex(last + 2, host.data + host.len - last - 2)),
+                   "hex IPv4 literal passes: \"%.*s\"", (int) value.len,
+                   value.data);
+
+        /* its own host as the only backend; another one */
+        FUZZ_CHECK(eg_backend_check(value, &host, 1) == EG_BACKEND_OK,
+                   "\"%.*s\" refused with its own host as the backend",
+                   (int) value.len, value.data);
+        other = fuzz_cstr("zz-not-this.invalid");
+        if (!eg_cookie_name_is(host, other)) {
+            FUZZ_CHECK(eg_backend_check(value, &other, 1)
+                       == EG_BACKEND_UNKNOWN,
+                       "\"%.*s\" not UNKNOWN with another backend",
+                       (int) value.len, value.data);
+        }
+    }
+}
+
+
+static void
+check_cidr(eg_str_t text)
+{
+    int        bits;
+    char       buf[INET6_ADDRSTRLEN + 8];
+    size_t     i;
+    eg_cidr_t  c, c2;
+
+    if (eg_cidr_parse(text, &c) != 0) {
+        return;
+    }
+
+    FUZZ_CHECK(c.bits <= 128, "%u bits", c.bits);
+
+    for (i = c.bits; i < 128; i++) {
+        FUZZ_CHECK(!(c.addr[i / 8] & (0x80 >> (i % 8))), "host bit %zu set "
+                   "in \"%.*s\"", i, (int) text.len, text.data);
+    }
+
+    if (inet_ntop(AF_INET6, c.addr, buf, INET6_ADDRSTRLEN) == NULL) {
+        abort();
+    }
+
+    bits = (int) c.bits;
+    snprintf(buf + strlen(buf), 8, "/%d", bits);
+
+    FUZZ_CHECK(eg_cidr_parse(fuzz_cstr(buf), &c2) == 0
+               && memcmp(c.addr, c2.addr, 16) == 0 && c.bits == c2.bits,
+               "\"%.*s\" parses to %s, which does not parse back the same",
+               (int) text.len, text.data, buf);
+}
 
 
 static int
@@ -424,6 +605,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         check_name_is(big[i].name);
+
+        if (i < 16) {
+            check_backend(big[i].value);
+            check_cidr(big[i].value);
+        }
     }
 
     /* cap and max: small, large, and each way round */

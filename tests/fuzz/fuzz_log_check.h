@@ -13,6 +13,7 @@
  *   - a verdict that blocks, logged as "blocked": a block rule's id
  *   - else a listed log rule's id when one matched, else "EG-LIMIT" when
  *     a limit was hit, else no id; never a note's id
+ * EG_FUZZ_PRINT=1 prints the line to stderr (to look at a reproducer).
  */
 
 #ifndef EG_FUZZ_LOG_CHECK_H
@@ -33,7 +34,7 @@ fuzz_check_log_rule(const eg_log_event_t *ev, const unsigned char *buf,
     const eg_verdict_t  *v = ev->verdict;
     static const char    pre[] = "\"rule\":{\"ruleset\":\"exchange_guard\"";
 
-    p = memmem(buf, len, pre, sizeof(pre) - 1);
+    p = (const char *) fuzz_find(buf, len, pre);
     FUZZ_CHECK(p != NULL, "no rule object in the line");
     p += sizeof(pre) - 1;
 
@@ -63,7 +64,16 @@ fuzz_check_log_rule(const eg_log_event_t *ev, const unsigned char *buf,
         }
     }
 
-    /* a note is never the decision */
+    /* a note is never the decision.  Known engine bug, skipped with
+       EG_FUZZ_SKIP_KNOWN=1: a "detected" line for a limit whose only
+       listed matches are notes names the first note
+       (regressions/fuzz_engine/note-named-as-rule-id-*) */
+
+    if (fuzz_known_bugs_skipped() && first_log == NULL
+        && v->limit != EG_LIMIT_NONE && strcmp(ev->action, "blocked") != 0)
+    {
+        return;
+    }
 
     if (p) {
         for (i = 0; i < v->nmatches; i++) {
@@ -138,6 +148,11 @@ fuzz_check_log(const eg_log_event_t *ev)
     }
 
     len = eg_log_format(buf, ev);
+
+    if (getenv("EG_FUZZ_PRINT")) {
+        fprintf(stderr, "log line (%zu of %zu bytes): %.*s", len, size,
+                (int) len, buf);
+    }
 
     FUZZ_CHECK(len <= size, "wrote %zu bytes, eg_log_size said %zu", len,
                size);

@@ -193,6 +193,7 @@ check_rule(const eg_rule_t *r)
 static void
 eval_and_log(const eg_ruleset_t *rs, const eg_request_t *req)
 {
+    int                blocked;
     const eg_alloc_t  *alloc;
     eg_verdict_t       v, v2;
     eg_log_event_t     ev;
@@ -208,7 +209,9 @@ eval_and_log(const eg_ruleset_t *rs, const eg_request_t *req)
     if (v.action != EG_PASS || v.limit != EG_LIMIT_NONE) {
         memset(&ev, 0, sizeof(eg_log_event_t));
         ev.msec = 1700000000123ULL;
-        ev.action = v.action == EG_BLOCK ? "blocked" : "detected";
+        /* as nginx with "exchange_guard on": a limit refuses too */
+        blocked = v.action == EG_BLOCK || v.limit != EG_LIMIT_NONE;
+        ev.action = blocked ? "blocked" : "detected";
         ev.verdict = &v;
         ev.source_ip = req->client_addr;
         ev.source_port = 50123;
@@ -217,7 +220,7 @@ eval_and_log(const eg_ruleset_t *rs, const eg_request_t *req)
         ev.user_agent = req->headers[1].value;
         ev.server_address = req->headers[0].value;
         ev.request_id = fuzz_cstr("0123456789abcdef");
-        ev.status = v.action == EG_BLOCK ? 403 : 0;
+        ev.status = blocked ? 403 : 0;
 
         (void) fuzz_check_log(&ev);
     }

@@ -311,6 +311,35 @@ def main():
     for k in sorted(cookie_extra):
         out.put("fuzz_cookie", k, cookie_extra[k])
 
+    # whole requests the corpora may not have: multipart, many Cookie
+    # headers, many cookies, a form body, detect mode with small limits
+
+    engine_extra = {
+        "multipart-email": b"\x00\x00\xfc\x00POST /autodiscover/autodiscover.json"
+            b"?a=b HTTP/1.1\r\nHost: mail\r\nContent-Type: multipart/form-data; "
+            b"boundary=XyZ\r\n\r\n--XyZ\r\nContent-Disposition: form-data; "
+            b"name=\"Email\"\r\n\r\nautodiscover/autodiscover.json?@x.com/"
+            b"powershell\r\n--XyZ\r\nContent-Disposition: form-data; name=x"
+            b"\r\n\r\ny\r\n--XyZ--\r\n",
+        "form-param": b"\x00\x00\xfc\x20POST /autodiscover/autodiscover.json "
+            b"HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            b"\r\nEmail=autodiscover/autodiscover.json%3F%40x.com%2Fowa%2F&"
+            b"Protocol=Powershell",
+        "many-cookie-headers": b"\x00\x00\xfc\x00GET /ecp/ HTTP/1.1\r\n"
+            + b"".join(b"Cookie: c%d=%d\r\n" % (i, i) for i in range(70))
+            + b"Cookie: X-BEResource=localhost~1\r\n\r\n",
+        "many-cookies": b"\x05\x04\x01\x01GET /owa/ HTTP/1.1\r\nCookie: "
+            + b"; ".join(b"c%d=%d" % (i, i) for i in range(40))
+            + b"; X-AnonResource-Backend=EX01~1; X-BEResource=EX01.contoso.local"
+              b"~1942062522\r\n\r\n",
+        "detect-limit": b"\x01\x00\xfc\x40GET /owa/ HTTP/1.1\r\nHost: h\r\n"
+            b"Cookie: a=1; X-BEResource=EX01~1\r\n\r\n",
+        "xff-untrusted": b"\x00\x00\xfc\x1eGET /ecp/ HTTP/1.1\r\n"
+            b"X-Forwarded-For: 2001:db8::1\r\n\r\n",
+    }
+    for k in sorted(engine_extra):
+        out.put("fuzz_engine", k, engine_extra[k])
+
     for t in TARGETS:
         print("%s: %d seeds" % (t, out.count(t)))
 

@@ -50,10 +50,10 @@ def preflight(front, mix_all, res):
         if e.tag in seen:
             continue
         seen.add(e.tag)
-        before = len(front.guard_lines())
+        off = front.guard_size()
         r = eg.send_raw(front.port, e.raw)
         time.sleep(0.002)
-        new = len(front.guard_lines()) - before
+        new = len(front.guard_lines(off))
         if e.kind == "attack":
             if r.status == 403 and new == 1:
                 continue
@@ -124,8 +124,8 @@ def main():
         # -------------------------------------------------- the load
         time.sleep(0.5)
         rss_before = front.rss_kb()
-        acc_start = front.access_line_count()
-        log_start = len(front.guard_lines())
+        acc_off = front.access_size()
+        log_off = front.guard_size()
         samples, stop = [], threading.Event()
         th = threading.Thread(target=sampler, args=(front, samples, stop))
         th.start()
@@ -141,16 +141,17 @@ def main():
         th.join()
         time.sleep(1.0)
         rss_after = front.rss_kb()
+        acc_end = front.access_size()
+        log_end = front.guard_size()
         with open(os.path.join(out, "wrk.txt"), "rb") as f:
             wtext = f.read().decode("utf-8", "replace")
         print("---- wrk\n" + "\n".join(
             l for l in wtext.splitlines() if not l.startswith("SOAK ")))
         wr = soaklib.parse_wrk(wtext)
 
-        acc = front.access_stats(acc_start)
-        lines = front.guard_lines()
-        load_lines = lines[log_start:]
-        bad, examples, actions = soaklib.validate_guard_lines(load_lines)
+        acc = front.access_stats(acc_off, acc_end)
+        nload, bad, examples, actions = soaklib.validate_guard_lines(
+            soaklib.iter_lines(front.guard_log, log_off, log_end))
         errlog = front.error_log()
         crashes = [l for l in errlog.splitlines() if "exited on signal" in l]
         alerts = [l for l in errlog.splitlines()
@@ -182,7 +183,7 @@ def main():
             access_benign_499=acc["benign_499"],
             access_benign_other=acc["benign_other"],
             access_untagged=acc["untagged"],
-            log_lines=len(load_lines), log_invalid=bad,
+            log_lines=nload, log_invalid=bad,
             log_actions=actions, worker_crashes=len(crashes),
             error_log_alerts=len(alerts), upstream_attacks=len(up_attacks),
             rss_before_kb=rss_before, rss_early_kb=rss_early,
@@ -225,8 +226,8 @@ def main():
         res.check("no [alert]/[crit]/[emerg] in error_log", not alerts,
                   "; ".join(alerts[:3]))
         res.check("log lines == 403s exactly",
-                  len(load_lines) == acc["s403"],
-                  "%d lines, %d x 403" % (len(load_lines), acc["s403"]))
+                  nload == acc["s403"],
+                  "%d lines, %d x 403" % (nload, acc["s403"]))
         res.check("every log line strict UTF-8 JSON", bad == 0,
                   "%d invalid %s" % (bad, examples))
         res.check("every log line 'blocked'",
@@ -244,11 +245,11 @@ def main():
                   "%s" % front.workers())
 
         # -------------------------------------------------- hostile bytes
-        n0 = len(front.guard_lines())
-        hres = hostile.run(front.port, front.guard_lines)
+        h0 = front.guard_size()
+        hres = hostile.run(front.port, lambda: front.guard_lines(h0))
         hbad = [(n, d) for n, ok, d in hres if not ok]
         fig["hostile_sent"] = len(hres)
-        fig["hostile_lines"] = len(front.guard_lines()) - n0
+        fig["hostile_lines"] = len(front.guard_lines(h0))
         res.check("hostile bytes: one valid UTF-8 JSON line each (%d "
                   "requests)" % len(hres), not hbad,
                   "; ".join("%s: %s" % x for x in hbad[:5]))
@@ -266,10 +267,10 @@ def main():
             if e.tag in seen:
                 continue
             seen.add(e.tag)
-            before = len(front.guard_lines())
+            off = front.guard_size()
             r = eg.send_raw(front.port, e.raw)
             n_sent += 1
-            new = len(front.guard_lines()) - before
+            new = len(front.guard_lines(off))
             if e.kind == "attack" and (r.status != 403 or new != 1):
                 sim_bad.append("%s: %d, %d lines" % (e.id, r.status, new))
             if e.kind == "benign" and (r.status in (0, 403) or new != 0):
@@ -291,21 +292,27 @@ def main():
                   "reached %s, missing %s" % (reached[:5], missing[:5]))
 
         # -------------------------------------------------- whole run
-        all_lines = front.guard_lines()
-        total = front.access_stats(0)
-        bad2, ex2, _ = soaklib.validate_guard_lines(all_lines[log_start + len(
-            load_lines):])
-        res.check("whole run: log lines == 403s exactly",
-                  len(all_lines) == total["s403"],
-                  "%d lines, %d x 403" % (len(all_lines), total["s403"]))
-        res.check("whole run: every later line strict UTF-8 JSON", bad2 == 0,
-                  "%s" % ex2)
+        # before the load + the load (checked above) + after it
+        npre, bad1, ex1, _ = soaklib.validate_guard_lines(
+            soaklib.iter_lines(front.guard_log, 0, log_off))
+        npost, bad2, ex2, _ = soaklib.validate_guard_lines(
+            soaklib.iter_lines(front.guard_log, log_end))
+        total403 = 0
+        for a, b in ((0, acc_off), (acc_end, None)):
+            total403 += sum(1 for l in soaklib.iter_lines(
+                front.access_log, a, b) if l.startswith(b"403 "))
+        total403 += acc["s403"]
+        nall = npre + nload + npost
+        res.check("whole run: log lines == 403s exactly", nall == total403,
+                  "%d lines, %d x 403" % (nall, total403))
+        res.check("whole run: every line before and after the load strict "
+                  "UTF-8 JSON", bad1 + bad2 == 0, "%s" % (ex1 + ex2))
         crashes = [l for l in front.error_log().splitlines()
                    if "exited on signal" in l]
         res.check("whole run: no worker crash", not crashes,
                   "; ".join(crashes[:3]))
-        fig["log_lines_total"] = len(all_lines)
-        fig["access_403_total"] = total["s403"]
+        fig["log_lines_total"] = nall
+        fig["access_403_total"] = total403
         fig["rss_final_kb"] = front.rss_kb()
     finally:
         front.stop()

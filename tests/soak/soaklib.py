@@ -277,30 +277,30 @@ class Front(NginxProc):
         self.write_conf()
         return self.reload()
 
-    def guard_lines(self):
+    def guard_size(self):
         try:
-            with open(self.guard_log, "rb") as f:
-                data = f.read()
+            return os.path.getsize(self.guard_log)
         except OSError:
-            return []
-        lines = data.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        return lines
+            return 0
 
-    def access_stats(self, start=0):
-        """Counts over access_log lines from line index start."""
+    def guard_lines(self, offset=0):
+        """The guard log's complete lines from byte offset, as a list; for
+        small tails (use iter_lines for the whole load)."""
+        return [l.rstrip(b"\n") for l in iter_lines(self.guard_log, offset)]
+
+    def access_size(self):
+        try:
+            return os.path.getsize(self.access_log)
+        except OSError:
+            return 0
+
+    def access_stats(self, offset=0, end=None):
+        """Counts over access_log lines between byte offsets."""
         st = dict(lines=0, s403=0, attack=0, attack_403=0, attack_other=0,
                   benign=0, benign_2xx=0, benign_499=0, benign_other=0,
                   untagged=0, untagged_403=0, bad_examples=[])
-        try:
-            with open(self.access_log, "rb") as f:
-                data = f.read().split(b"\n")
-        except OSError:
-            return st
-        for line in data[start:]:
-            if not line:
-                continue
+        for line in iter_lines(self.access_log, offset, end):
+            line = line.rstrip(b"\n")
             st["lines"] += 1
             parts = line.split(b" ")
             status = int(parts[0])
@@ -331,22 +331,36 @@ class Front(NginxProc):
                     st["untagged_403"] += 1
         return st
 
-    def access_line_count(self):
-        try:
-            with open(self.access_log, "rb") as f:
-                return f.read().count(b"\n")
-        except OSError:
-            return 0
+
+def iter_lines(path, offset=0, end=None):
+    """The lines of path between byte offsets, each with its newline (a
+    last line without one is yielded as it is)."""
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return
+    with f:
+        f.seek(offset)
+        pos = offset
+        for line in f:
+            if end is not None and pos >= end:
+                return
+            pos += len(line)
+            yield line
 
 
 def validate_guard_lines(lines):
-    """(number of lines that are not strict UTF-8 JSON objects, examples,
-    counts by event.action)."""
+    """Over an iterable of raw lines (with their newline): (count, number
+    that are not one strict UTF-8 JSON object ending in a newline,
+    examples, counts by event.action)."""
     import json
-    bad, examples, actions = 0, [], {}
+    n, bad, examples, actions = 0, 0, [], {}
     for l in lines:
+        n += 1
         try:
-            e = json.loads(l.decode("utf-8", "strict"))
+            if not l.endswith(b"\n"):
+                raise ValueError("no newline at the end")
+            e = json.loads(l[:-1].decode("utf-8", "strict"))
             if not isinstance(e, dict):
                 raise ValueError("not an object")
             a = e["event"]["action"]
@@ -355,7 +369,7 @@ def validate_guard_lines(lines):
             bad += 1
             if len(examples) < 3:
                 examples.append("%s: %r" % (exc, l[:200]))
-    return bad, examples, actions
+    return n, bad, examples, actions
 
 
 # ---------------------------------------------------------------- wrk
