@@ -51,6 +51,7 @@ typedef struct {
     eg_str_t             *args;      /* literals, lower case */
     size_t                nargs;
     pcre2_code           *re;
+    eg_str_t              src;       /* the regex as written */
     unsigned              jit;       /* re has JIT code */
 } eg_cond_t;
 
@@ -96,7 +97,28 @@ struct eg_ruleset_s {
     size_t                ncookie_names;
     uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
     unsigned              all_cookies;   /* a rule reads every name */
+
+    /* which rules can apply, by the first segment of the path */
+    struct eg_scope_s    *scope;
 };
+
+
+/*
+ * Rule dispatch by the first path segment (eg_scope.c).  A rule with a
+ * positive path condition ("path prefix /owa/auth/", "path regex
+ * '^/(?:owa|ecp)/'") can only match requests under those segments; the
+ * others are global.  A request evaluates the global rules and those of
+ * its segment, in load order, so rules it cannot match cost nothing.
+ */
+
+#define EG_SCOPE_MAX_WORDS  64      /* 4096 rules; past that no dispatch */
+
+typedef struct eg_scope_s  eg_scope_t;
+
+int eg_scope_build(eg_ruleset_t *rs);
+void eg_scope_free(eg_scope_t *scope);
+size_t eg_scope_select(const eg_ruleset_t *rs, eg_str_t path,
+    uint64_t *bits);
 
 size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,

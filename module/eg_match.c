@@ -63,7 +63,8 @@ void
 eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     const eg_options_t *opts, const eg_alloc_t *alloc, eg_verdict_t *v)
 {
-    size_t           i;
+    size_t           i, nwords;
+    uint64_t         bits[EG_SCOPE_MAX_WORDS];
     eg_match_t       m;
     eg_state_t       st;
     eg_cookie_t      cookies[EG_STACK_COOKIES];
@@ -107,7 +108,19 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.alloc = alloc;
     st.v = v;
 
+    /* the rules this path can meet: global ones and its segment's */
+
+    eg_need_path(&st);
+    nwords = eg_scope_select(rs, v->path, bits);
+
     for (i = 0; i < rs->nrules; i++) {
+        if (nwords && !(bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+            if (bits[i / 64] >> (i % 64) == 0) {
+                i |= 63;                /* nothing left in this word */
+            }
+            continue;
+        }
+
         r = rs->rules[i];
 
         if (r->action == EG_NOTE || !eg_rule_matches(&st, r, &m)) {
@@ -132,6 +145,10 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     }
 
     for (i = 0; i < rs->nrules; i++) {
+        if (nwords && !(bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
+            continue;
+        }
+
         r = rs->rules[i];
 
         if (r->action != EG_NOTE || !eg_rule_matches(&st, r, &m)) {

@@ -166,6 +166,7 @@ eg_ruleset_free(eg_ruleset_t *rs)
     free(rs->codes);
     free(rs->rules);
     free(rs->cookie_block);
+    eg_scope_free(rs->scope);
     eg_mem_free(rs->mem);
     pcre2_match_context_free(rs->mctx);
     pcre2_match_data_free(rs->md);
@@ -365,6 +366,10 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
         last->next = rs->mem;
         rs->mem = p.mem;
     }
+
+    /* without the table every rule is evaluated: slower, never wrong */
+
+    (void) eg_scope_build(rs);
 
     free(p.codes);
     free(p.rules);
@@ -1013,6 +1018,11 @@ eg_compile_regex(eg_parser_t *p, eg_cond_t *c, eg_str_t src)
     }
 
     /* IIS and Exchange compare case-insensitively; so does every rule */
+
+    c->src = eg_dup(p, src, 0);
+    if (c->src.data == NULL) {
+        return eg_error(p, "out of memory");
+    }
 
     c->re = pcre2_compile(src.data, src.len, PCRE2_CASELESS | PCRE2_DOTALL
                           | PCRE2_DOLLAR_ENDONLY, &rc, &off, NULL);
