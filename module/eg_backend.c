@@ -225,6 +225,10 @@ eg_cidr_parse(eg_str_t text, eg_cidr_t *cidr)
     unsigned char   a4[4];
     const unsigned char  *slash;
 
+    if (text.len == 0) {
+        return -1;
+    }
+
     slash = memchr(text.data, '/', text.len);
     len = slash ? (size_t) (slash - text.data) : text.len;
 

@@ -199,26 +199,28 @@ eg_log_format(unsigned char *buf, const eg_log_event_t *ev)
 
     o.p = buf;
 
-    /* the first blocking match is the decision; else the first match */
+    /* the decision: the first block match, else the first log match; a
+       note decides nothing, and a refusal with neither is the limit's */
 
-    m = v->nmatches ? &v->matches[0] : NULL;
+    m = NULL;
     for (i = 0; i < v->nmatches; i++) {
         if (v->matches[i].rule->action == EG_BLOCK) {
             m = &v->matches[i];
             break;
         }
+
+        if (m == NULL && v->matches[i].rule->action == EG_LOG) {
+            m = &v->matches[i];
+        }
+    }
+
+    if (m && m->rule->action != EG_BLOCK && v->limit != EG_LIMIT_NONE
+        && strcmp(ev->action, "blocked") == 0)
+    {
+        m = NULL;
     }
 
     primary = m ? m->rule : NULL;
-
-    /* refused for a limit alone: a "log" rule that matched decided nothing */
-
-    if (v->limit != EG_LIMIT_NONE && strcmp(ev->action, "blocked") == 0
-        && (primary == NULL || primary->action != EG_BLOCK))
-    {
-        m = NULL;
-        primary = NULL;
-    }
 
     eg_raw(&o, "{\"@timestamp\":\"");
     eg_timestamp(&o, ev->msec);

@@ -96,11 +96,9 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
     /* the limits are the caller's (per location), the context is shared */
 
-    if (opts->match_limit || opts->depth_limit) {
-        eg_ruleset_set_regex_limits((eg_ruleset_t *) rs,
-            opts->match_limit ? opts->match_limit : EG_DEFAULT_MATCH_LIMIT,
-            opts->depth_limit ? opts->depth_limit : EG_DEFAULT_DEPTH_LIMIT);
-    }
+    eg_ruleset_set_regex_limits((eg_ruleset_t *) rs,
+        opts->match_limit ? opts->match_limit : EG_DEFAULT_MATCH_LIMIT,
+        opts->depth_limit ? opts->depth_limit : EG_DEFAULT_DEPTH_LIMIT);
 
     st.rs = rs;
     st.req = req;

@@ -16,7 +16,8 @@ Checks: every attack refused (403) and none reaching the upstream, no
 benign request failing, no worker crash, log lines == 403s exactly and all
 strict UTF-8 JSON, RSS of the nginx processes stable.  Prints a summary
 table and "N passed, N failed"; exits non-zero on any failure.  The run's
-files stay in build/soak/last/.
+files stay in build/soak/last/ (the big logs only after a failure, or with
+EG_SOAK_KEEP=1).
 """
 
 import os
@@ -364,6 +365,15 @@ def main():
     for k, v in rows:
         print("  %-44s %s" % (k, v))
     print()
+    if res.failed == 0 and os.environ.get("EG_SOAK_KEEP") != "1":
+        # gigabytes after a long run; kept when something failed
+        for p in (front.guard_log, front.access_log):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+        print("(all passed: guard and access logs removed from %s; "
+              "EG_SOAK_KEEP=1 keeps them)" % out)
     return res.summary()
 
 
