@@ -7,6 +7,8 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -239,21 +241,30 @@ int
 eg_ruleset_load_file(eg_ruleset_t *rs, const char *path, char *err,
     size_t errlen)
 {
-    int             rc;
+    int             rc, fd;
     long            size;
     FILE           *f;
     struct stat     st;
     unsigned char  *buf;
 
-    f = fopen(path, "rb");
-    if (f == NULL) {
+    /* O_NONBLOCK: opening a FIFO must not hang "nginx -t" or a reload */
+
+    fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd == -1) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
 
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errlen, "%s: not a regular file", path);
-        fclose(f);
+        close(fd);
+        return -1;
+    }
+
+    f = fdopen(fd, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
         return -1;
     }
 

@@ -122,6 +122,7 @@ ngx_http_exchange_guard_log_write(ngx_http_request_t *r,
 {
     u_char          *buf;
     size_t           len;
+    off_t            end;
     ssize_t          n;
     ngx_err_t        err;
     ngx_str_t        ip, id;
@@ -182,6 +183,22 @@ ngx_http_exchange_guard_log_write(ngx_http_request_t *r,
 
     if (n == (ssize_t) len) {
         return;
+    }
+
+    if (n > 0) {
+        /*
+         * A full disk took part of the line.  A JSON Lines file must hold
+         * whole lines only, so the part is taken back: the line is lost,
+         * the file stays parseable.  Another worker appending in the same
+         * instant is not expected while the disk is full.
+         */
+
+        end = lseek(lcf->log->fd, 0, SEEK_END);
+        if (end >= n && ftruncate(lcf->log->fd, end - n) == -1) {
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
+                          "exchange_guard: ftruncate(\"%s\") failed",
+                          lcf->log->name.data);
+        }
     }
 
     /* a full disk must not flood error_log: once a second per worker */
