@@ -23,52 +23,18 @@ size_t
 eg_cookie_parse(const eg_str_t *headers, size_t nheaders, eg_cookie_t *out,
     size_t max)
 {
-    size_t                i, n;
-    const unsigned char  *s, *end, *semi, *eq;
+    size_t  found;
 
-    n = 0;
+    /* one parser for the engine and its callers: every cookie kept */
 
-    for (i = 0; i < nheaders; i++) {
-        s = headers[i].data;
-        end = s + headers[i].len;
-
-        while (s < end) {
-            semi = memchr(s, ';', end - s);
-            if (semi == NULL) {
-                semi = end;
-            }
-
-            eq = memchr(s, '=', semi - s);
-
-            if (eq == NULL) {
-                if (eg_trim(s, semi).len == 0) {
-                    s = semi + 1;
-                    continue;
-                }
-
-                if (n < max) {
-                    out[n].name.data = s;
-                    out[n].name.len = 0;
-                    out[n].value = eg_trim(s, semi);
-                }
-
-            } else if (n < max) {
-                out[n].name = eg_trim(s, eq);
-                out[n].value = eg_trim(eq + 1, semi);
-            }
-
-            n++;
-            s = semi + 1;
-        }
-    }
-
-    return n;
+    return eg_cookie_parse_names(headers, nheaders, out, max, (size_t) -1,
+                                 NULL, &found);
 }
 
 
 /*
- * The same parse, keeping only cookies the rule set names (all when a rule
- * reads every name), at most cap of them: a request pays for the cookies
+ * The parse, keeping only cookies the rule set names (all when rs is NULL
+ * or a rule reads every name), at most cap of them: a request pays for the cookies
  * the rules ask about, not for the dozen others a browser sends.  Returns
  * every cookie counted.
  */
@@ -99,9 +65,20 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
             eq = memchr(s, '=', semi - s);
 
             if (eq == NULL) {
-                if (eg_trim(s, semi).len) {
+                name = eg_trim(s, semi);
+
+                /* a part without '=' is a cookie with an empty name */
+
+                if (name.len) {
                     n++;
+                    if (rs == NULL && kept < cap && n <= max) {
+                        out[kept].name.data = s;
+                        out[kept].name.len = 0;
+                        out[kept].value = name;
+                    }
+                    kept += (rs == NULL && n <= max);
                 }
+
                 s = semi + 1;
                 continue;
             }
@@ -125,7 +102,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
 
             /* most names differ in length from every wanted one */
 
-            want = rs->all_cookies;
+            want = (rs == NULL || rs->all_cookies);
 
             if (!want && (name.len < 64
                           ? (rs->cookie_name_lens >> name.len) & 1
