@@ -5,6 +5,8 @@
 #ifndef EG_INTERNAL_H
 #define EG_INTERNAL_H
 
+#include <string.h>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -53,6 +55,17 @@ typedef struct {
     pcre2_code           *re;
     eg_str_t              src;       /* the regex as written */
     unsigned              jit;       /* re has JIT code */
+    uint32_t              minlen;    /* no match on a shorter subject */
+
+    /* the evaluation plan (eg_plan_build), -1 when there is none */
+    int                   slot;      /* header: the header slot */
+    int                   memo;      /* regex: the shared result */
+
+    /* is, prefix, suffix: a value whose first (suffix: last) byte starts
+       no argument, or ("is") whose length none has, is ruled out at once */
+    unsigned              has_edge;
+    uint8_t               edge[32];  /* a bit per byte, both cases */
+    uint64_t              arg_lens;  /* bit n: n bytes, bit 63: longer */
 } eg_cond_t;
 
 #define EG_MAX_CONDS  16
@@ -66,9 +79,14 @@ struct eg_rule_s {
     eg_action_e           action;
     eg_cond_t             conds[EG_MAX_CONDS];
     size_t                nconds;
+    uint32_t              need;      /* header slots a match requires */
     const char           *file;
     unsigned              line;
 };
+
+
+#define EG_HDR_SLOTS  32
+#define EG_MEMO_MAX   64
 
 
 /* a chain of malloc'ed blocks, freed together */
@@ -100,6 +118,20 @@ struct eg_ruleset_s {
 
     /* which rules can apply, by the first segment of the path */
     struct eg_scope_s    *scope;
+
+    /*
+     * The headers rules read, found in one pass over the request: a rule
+     * that needs a header the request lacks is skipped untouched.  With
+     * more than EG_HDR_SLOTS names the rest are looked up one by one.
+     */
+    eg_str_t              hdr_names[EG_HDR_SLOTS];   /* lower case */
+    size_t                nhdr;
+    uint64_t              hdr_lens;      /* bit n: a name of n bytes */
+    int8_t                hdr_bylen[64]; /* first slot of a length, or -1 */
+    int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same length */
+    int                   slot_cookie;   /* -1: no rule reads cookies */
+    int                   slot_ctype;    /* Content-Type, for forms */
+    unsigned              nmemo;         /* shared regex results */
 };
 
 
@@ -116,9 +148,10 @@ struct eg_ruleset_s {
 typedef struct eg_scope_s  eg_scope_t;
 
 int eg_scope_build(eg_ruleset_t *rs);
+void eg_plan_build(eg_ruleset_t *rs);
 void eg_scope_free(eg_scope_t *scope);
 size_t eg_scope_select(const eg_ruleset_t *rs, eg_str_t path,
-    uint64_t *bits);
+    uint64_t *bits, const uint64_t **notes);
 
 size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
@@ -136,24 +169,79 @@ eg_lower(unsigned char c)
 int eg_str_ieq(eg_str_t a, eg_str_t b);
 
 
-/* a equals lower (already lower case), ASCII case-insensitively */
+/*
+ * a equals lower (already lower case), ASCII case-insensitively; eight
+ * bytes at a time: a byte is an upper-case letter when adding 0x80 - 'A'
+ * sets its top bit and adding 0x80 - 'Z' - 1 does not.
+ */
+
+static inline uint64_t
+eg_lower8(uint64_t x)
+{
+    uint64_t  h, up;
+
+    h = x & 0x7f7f7f7f7f7f7f7fULL;
+    up = ((h + 0x3f3f3f3f3f3f3f3fULL) ^ (h + 0x2525252525252525ULL))
+         & ~x & 0x8080808080808080ULL;
+
+    return x | (up >> 2);
+}
+
+
+/* 1 to 7 bytes as one word: overlapping loads cover every byte once or
+   twice, the same way for both sides of a comparison */
+
+static inline uint64_t
+eg_load_short(const unsigned char *p, size_t n)
+{
+    uint16_t  c, d;
+    uint32_t  a, b;
+
+    if (n >= 4) {
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return a | ((uint64_t) b << 32);
+    }
+
+    if (n >= 2) {
+        memcpy(&c, p, 2);
+        memcpy(&d, p + n - 2, 2);
+        return c | ((uint64_t) d << 16);
+    }
+
+    return p[0];
+}
+
 
 static inline int
 eg_ieq_lower(eg_str_t a, eg_str_t lower)
 {
-    size_t  i;
+    size_t    i;
+    uint64_t  x, y;
 
     if (a.len != lower.len) {
         return 0;
     }
 
-    for (i = 0; i < a.len; i++) {
-        if ((unsigned char) (a.data[i]
-                             | (((unsigned) a.data[i] - 'A' < 26u) << 5))
-            != lower.data[i])
-        {
+    if (a.len < 8) {
+        return a.len == 0
+               || eg_lower8(eg_load_short(a.data, a.len))
+                  == eg_load_short(lower.data, a.len);
+    }
+
+    for (i = 0; i + 8 <= a.len; i += 8) {
+        memcpy(&x, a.data + i, 8);
+        memcpy(&y, lower.data + i, 8);
+        if (eg_lower8(x) != y) {
             return 0;
         }
+    }
+
+    if (i < a.len) {
+        /* the last eight bytes, overlapping the words compared */
+        memcpy(&x, a.data + a.len - 8, 8);
+        memcpy(&y, lower.data + a.len - 8, 8);
+        return eg_lower8(x) == y;
     }
 
     return 1;

@@ -36,6 +36,11 @@ typedef struct {
     const eg_cond_t      *cond;          /* for the JSON callback */
     int                   json_rc;
     eg_str_t              hit;           /* the value that matched */
+    uint32_t              present;       /* header slots the request has */
+    uint64_t              memo_done;     /* shared regex results known */
+    uint64_t              memo_res;
+    size_t                first[EG_HDR_SLOTS];   /* per present slot */
+    size_t                end[EG_HDR_SLOTS];     /* past the last one */
 } eg_state_t;
 
 
@@ -57,18 +62,23 @@ static void eg_need_path(eg_state_t *st);
 static int eg_need_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
+static void eg_index_headers(eg_state_t *st);
+static size_t eg_first_header(eg_state_t *st, int slot, size_t *end);
+static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
+    const eg_match_t *m);
 
 
 void
 eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     const eg_options_t *opts, const eg_alloc_t *alloc, eg_verdict_t *v)
 {
-    size_t           i, nwords;
-    uint64_t         bits[EG_SCOPE_MAX_WORDS];
-    eg_match_t       m;
-    eg_state_t       st;
-    eg_cookie_t      cookies[EG_STACK_COOKIES];
+    size_t            i, w, nwords;
+    uint64_t          bits[EG_SCOPE_MAX_WORDS], word;
+    eg_match_t        m;
+    eg_state_t        st;
+    eg_cookie_t       cookies[EG_STACK_COOKIES];
     const eg_rule_t  *r;
+    const uint64_t   *notes;
 
     /* no memset of the match array or the cookie room: both are written
        before they are read */
@@ -93,6 +103,9 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.hit = st.raw;
     st.cond = NULL;
     st.json_rc = 0;
+    st.present = 0;
+    st.memo_done = 0;
+    st.memo_res = 0;
 
     /* the limits are the caller's (per location), the context is shared */
 
@@ -106,33 +119,44 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.alloc = alloc;
     st.v = v;
 
+    if (rs->nhdr) {
+        eg_index_headers(&st);
+    }
+
     /* the rules this path can meet: global ones and its segment's */
 
     eg_need_path(&st);
-    nwords = eg_scope_select(rs, v->path, bits);
+    notes = NULL;
+    nwords = eg_scope_select(rs, v->path, bits, &notes);
 
-    for (i = 0; i < rs->nrules; i++) {
-        if (nwords && !(bits[i / 64] & ((uint64_t) 1 << (i % 64)))) {
-            if (bits[i / 64] >> (i % 64) == 0) {
-                i |= 63;                /* nothing left in this word */
+    if (nwords == 0) {
+        /* no dispatch table: every rule, in order */
+
+        for (i = 0; i < rs->nrules; i++) {
+            r = rs->rules[i];
+
+            if (r->action != EG_NOTE && eg_rule_matches(&st, r, &m)) {
+                eg_match_found(&st, r, &m);
             }
-            continue;
         }
 
-        r = rs->rules[i];
+    } else {
+        for (w = 0; w < nwords; w++) {
+            word = bits[w] & ~notes[w];
 
-        if (r->action == EG_NOTE || !eg_rule_matches(&st, r, &m)) {
-            continue;
-        }
+            while (word) {
+                r = rs->rules[w * 64 + __builtin_ctzll(word)];
+                word &= word - 1;
 
-        v->total++;
+                /* a rule that needs a header the request lacks */
+                if (r->need & ~st.present) {
+                    continue;
+                }
 
-        if (v->nmatches < EG_MAX_MATCHES) {
-            v->matches[v->nmatches++] = m;
-        }
-
-        if (r->action > v->action) {
-            v->action = r->action;
+                if (eg_rule_matches(&st, r, &m)) {
+                    eg_match_found(&st, r, &m);
+                }
+            }
         }
     }
 
@@ -149,7 +173,9 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
         r = rs->rules[i];
 
-        if (r->action != EG_NOTE || !eg_rule_matches(&st, r, &m)) {
+        if (r->action != EG_NOTE || (r->need & ~st.present)
+            || !eg_rule_matches(&st, r, &m))
+        {
             continue;
         }
 
@@ -159,6 +185,87 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
             v->matches[v->nmatches++] = m;
         }
     }
+}
+
+
+static void
+eg_match_found(eg_state_t *st, const eg_rule_t *r, const eg_match_t *m)
+{
+    eg_verdict_t  *v = st->v;
+
+    v->total++;
+
+    if (v->nmatches < EG_MAX_MATCHES) {
+        v->matches[v->nmatches++] = *m;
+    }
+
+    if (r->action > v->action) {
+        v->action = r->action;
+    }
+}
+
+
+/*
+ * One pass over the request's headers: the first of each header a rule
+ * reads.  Most names differ in length from every wanted one.
+ */
+
+static void
+eg_index_headers(eg_state_t *st)
+{
+    int                   k;
+    size_t                i, len;
+    const eg_header_t    *h, *end;
+    const eg_ruleset_t   *rs = st->rs;
+
+    h = st->req->headers;
+    end = h + st->req->nheaders;
+
+    for ( /* void */ ; h < end; h++) {
+        len = h->name.len < 64 ? h->name.len : 0;
+
+        if (!((rs->hdr_lens >> len) & 1)) {
+            continue;
+        }
+
+        for (k = rs->hdr_bylen[len]; k >= 0; k = rs->hdr_next[k]) {
+            if ((h->name.data[0] | 0x20) != (rs->hdr_names[k].data[0] | 0x20)
+                || !eg_ieq_lower(h->name, rs->hdr_names[k]))
+            {
+                continue;
+            }
+
+            i = h - st->req->headers;
+
+            if (!(st->present & ((uint32_t) 1 << k))) {
+                st->present |= (uint32_t) 1 << k;
+                st->first[k] = i;
+            }
+
+            st->end[k] = i + 1;
+            break;
+        }
+    }
+}
+
+
+/* where to look for a header: [first, *end), empty when it is absent */
+
+static size_t
+eg_first_header(eg_state_t *st, int slot, size_t *end)
+{
+    *end = st->req->nheaders;
+
+    if (slot < 0) {
+        return 0;
+    }
+
+    if (!(st->present & ((uint32_t) 1 << slot))) {
+        return *end;
+    }
+
+    *end = st->end[slot];
+    return st->first[slot];
 }
 
 
@@ -207,7 +314,40 @@ static int
 eg_cond(eg_state_t *st, const eg_cond_t *c)
 {
     int                  rc;
+    uint64_t             bit;
     const eg_request_t  *req = st->req;
+
+    /* the same regex on the same value: asked once per request */
+
+    bit = c->memo >= 0 ? (uint64_t) 1 << c->memo : 0;
+
+    if (st->memo_done & bit) {
+        rc = (st->memo_res & bit) != 0;
+
+        if (rc) {
+            switch (c->field) {
+            case EG_F_METHOD:
+                st->hit = req->method;
+                break;
+            case EG_F_PATH:
+                st->hit = st->v->path;
+                break;
+            case EG_F_QUERY:
+                st->hit = st->v->query;
+                break;
+            case EG_F_URI:
+                st->hit = req->target;
+                break;
+            case EG_F_COOKIES:
+                st->hit = st->raw;
+                break;
+            default:
+                st->hit = st->uri_decoded;
+            }
+        }
+
+        return c->negate ? !rc : rc;
+    }
 
     switch (c->field) {
 
@@ -292,6 +432,11 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
         rc = 0;
     }
 
+    if (bit) {
+        st->memo_done |= bit;
+        st->memo_res |= rc ? bit : 0;
+    }
+
     return c->negate ? !rc : rc;
 }
 
@@ -301,9 +446,11 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
-    int       rc;
-    size_t    i;
-    eg_str_t  part;
+    int              rc;
+    size_t           i;
+    eg_str_t         part;
+    unsigned char    b, lb;
+    const eg_str_t  *a;
 
     switch (c->op) {
 
@@ -321,6 +468,11 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
         goto done;
 
     case EG_OP_REGEX:
+        if (s.len < c->minlen) {
+            rc = 0;
+            goto done;
+        }
+
         if (s.data == NULL) {
             s.data = (const unsigned char *) "";
         }
@@ -348,38 +500,68 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
         break;
     }
 
+    if (c->has_edge) {
+        if (s.len == 0) {
+            rc = 0;             /* every argument has a byte */
+            goto done;
+        }
+
+        b = c->op == EG_OP_SUFFIX ? s.data[s.len - 1] : s.data[0];
+
+        if (!(c->edge[b >> 3] & (1 << (b & 7)))
+            || (c->op == EG_OP_IS
+                && !((c->arg_lens >> (s.len < 63 ? s.len : 63)) & 1)))
+        {
+            rc = 0;
+            goto done;
+        }
+    }
+
+    /* lb: the byte each argument must end (suffix) or start with, lower
+       case; arguments are lower case */
+
+    lb = s.len == 0 ? 0 : eg_lower(c->op == EG_OP_SUFFIX ? s.data[s.len - 1]
+                                                         : s.data[0]);
+
     for (i = 0; i < c->nargs; i++) {
-        part = s;
+        a = &c->args[i];
 
-        switch (c->op) {
-
-        case EG_OP_IS:
-            break;
-
-        case EG_OP_PREFIX:
-            if (part.len < c->args[i].len) {
-                continue;
-            }
-            part.len = c->args[i].len;
-            break;
-
-        case EG_OP_SUFFIX:
-            if (part.len < c->args[i].len) {
-                continue;
-            }
-            part.data += part.len - c->args[i].len;
-            part.len = c->args[i].len;
-            break;
-
-        default: /* EG_OP_CONTAINS */
-            if (eg_icontains(s, c->args[i])) {
+        if (c->op == EG_OP_CONTAINS) {
+            if (eg_icontains(s, *a)) {
                 rc = 1;
                 goto done;
             }
             continue;
         }
 
-        if (eg_ieq_lower(part, c->args[i])) {
+        if (a->len == 0) {
+            if (c->op != EG_OP_IS || s.len == 0) {
+                rc = 1;
+                goto done;
+            }
+            continue;
+        }
+
+        if (s.len < a->len || (c->op == EG_OP_IS && s.len != a->len)) {
+            continue;
+        }
+
+        part.len = a->len;
+
+        if (c->op == EG_OP_SUFFIX) {
+            if (a->data[a->len - 1] != lb) {
+                continue;
+            }
+            part.data = s.data + s.len - a->len;
+
+        } else {
+            if (a->data[0] != lb) {
+                continue;
+            }
+            part.data = s.data;
+        }
+
+        if (eg_ieq_lower(part, *a)) {
             rc = 1;
             goto done;
         }
@@ -414,7 +596,7 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
             continue;
         }
 
-        if (eg_str_ieq(st->cookies[i].name, c->key)
+        if (eg_ieq_lower(st->cookies[i].name, c->key)
             && eg_test(st, c, st->cookies[i].value))
         {
             return 1;
@@ -428,16 +610,16 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test_headers(eg_state_t *st, const eg_cond_t *c)
 {
-    size_t              i, maxbytes;
+    size_t              i, end, maxbytes;
     const eg_header_t  *h;
 
     maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
                                           : EG_DEFAULT_MAX_HEADER_BYTES;
 
-    for (i = 0; i < st->req->nheaders; i++) {
+    for (i = eg_first_header(st, c->slot, &end); i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_str_ieq(h->name, c->key)) {
+        if (!eg_ieq_lower(h->name, c->key)) {
             continue;
         }
 
@@ -510,7 +692,7 @@ eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
             eg_limit(st, EG_LIMIT_DECODE_ROUNDS);
         }
 
-        if (!eg_str_ieq(name, c->key)) {
+        if (!eg_ieq_lower(name, c->key)) {
             continue;
         }
 
@@ -541,7 +723,7 @@ eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
 static int
 eg_form_body(eg_state_t *st)
 {
-    size_t              i;
+    size_t              i, end;
     eg_str_t            v;
     const eg_header_t  *h;
     static const eg_str_t  ct = eg_string("content-type");
@@ -552,10 +734,10 @@ eg_form_body(eg_state_t *st)
         return 0;
     }
 
-    for (i = 0; i < st->req->nheaders; i++) {
+    for (i = eg_first_header(st, st->rs->slot_ctype, &end); i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_str_ieq(h->name, ct)) {
+        if (!eg_ieq_lower(h->name, ct)) {
             continue;
         }
 
@@ -622,7 +804,7 @@ eg_test_multipart(eg_state_t *st, const eg_cond_t *c, eg_str_t body)
         name.data = q;
         name.len = e - q;
 
-        if (!eg_str_ieq(name, c->key)) {
+        if (!eg_ieq_lower(name, c->key)) {
             continue;
         }
 
@@ -714,7 +896,7 @@ eg_json_value(void *data, eg_str_t key, eg_str_t value)
     eg_state_t       *st = data;
     const eg_cond_t  *c = st->cond;
 
-    if (c->field == EG_F_JSON && !eg_str_ieq(key, c->key)) {
+    if (c->field == EG_F_JSON && !eg_ieq_lower(key, c->key)) {
         return 0;
     }
 
@@ -796,7 +978,7 @@ eg_need_path(eg_state_t *st)
 static int
 eg_need_cookies(eg_state_t *st)
 {
-    size_t              i, n, bytes, max, maxbytes, found;
+    size_t              i, n, end, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
     unsigned char      *p;
     const eg_header_t  *h;
@@ -813,10 +995,10 @@ eg_need_cookies(eg_state_t *st)
     n = 0;
     bytes = 0;
 
-    for (i = 0; i < st->req->nheaders; i++) {
+    for (i = eg_first_header(st, st->rs->slot_cookie, &end); i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_str_ieq(h->name, cookie)) {
+        if (!eg_ieq_lower(h->name, cookie)) {
             continue;
         }
 
@@ -899,17 +1081,48 @@ eg_limit(eg_state_t *st, eg_limit_e limit)
 static int
 eg_icontains(eg_str_t s, eg_str_t lower)
 {
-    size_t         i, j, last;
-    unsigned char  first, up;
+    size_t                i, j, k, last;
+    unsigned char         first, up;
+    const unsigned char  *p, *end;
 
     if (lower.len == 0 || s.len < lower.len) {
         return lower.len == 0;
     }
 
-    first = lower.data[0];
-    up = (first >= 'a' && first <= 'z') ? (unsigned char) (first & ~0x20)
-                                        : first;
     last = s.len - lower.len;
+
+    /* a byte of the needle that is not a letter matches only itself:
+       memchr() finds the candidates ("@", "x-rps-cat", "X-BEResource=") */
+
+    for (k = 0; k < lower.len; k++) {
+        if (lower.data[k] < 'a' || lower.data[k] > 'z') {
+            break;
+        }
+    }
+
+    if (k < lower.len) {
+        p = s.data + k;
+        end = s.data + last + k + 1;
+
+        while (p < end && (p = memchr(p, lower.data[k], end - p)) != NULL) {
+            for (j = 0; j < lower.len; j++) {
+                if (eg_lower(p[j - k]) != lower.data[j]) {
+                    break;
+                }
+            }
+
+            if (j == lower.len) {
+                return 1;
+            }
+
+            p++;
+        }
+
+        return 0;
+    }
+
+    first = lower.data[0];
+    up = (unsigned char) (first & ~0x20);
 
     for (i = 0; i <= last; i++) {
         if (s.data[i] != first && s.data[i] != up) {

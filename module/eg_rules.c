@@ -146,6 +146,8 @@ eg_ruleset_new(void)
     }
 
     pcre2_jit_stack_assign(rs->mctx, NULL, rs->jit_stack);
+    rs->slot_cookie = -1;
+    rs->slot_ctype = -1;
     eg_ruleset_set_regex_limits(rs, EG_DEFAULT_MATCH_LIMIT,
                                 EG_DEFAULT_DEPTH_LIMIT);
     return rs;
@@ -381,6 +383,7 @@ eg_ruleset_load_buffer(eg_ruleset_t *rs, const char *name,
     /* without the table every rule is evaluated: slower, never wrong */
 
     (void) eg_scope_build(rs);
+    eg_plan_build(rs);
 
     free(p.codes);
     free(p.rules);
@@ -799,6 +802,8 @@ eg_parse_match(eg_parser_t *p, eg_token_t *t, size_t n)
 
     c = &r->conds[r->nconds];
     memset(c, 0, sizeof(eg_cond_t));
+    c->slot = -1;
+    c->memo = -1;
 
     if (eg_parse_field(p, c, t[1].s) != 0) {
         return -1;
@@ -896,7 +901,9 @@ eg_parse_field(eg_parser_t *p, eg_cond_t *c, eg_str_t f)
             }
         }
 
-        c->key = eg_dup(p, key, 0);
+        /* names compare case-insensitively: the copy is lower case, so
+           the evaluation compares with eg_ieq_lower() */
+        c->key = eg_dup(p, key, 1);
     }
 
     return c->display.data ? 0 : eg_error(p, "out of memory");
@@ -1054,6 +1061,12 @@ eg_compile_regex(eg_parser_t *p, eg_cond_t *c, eg_str_t src)
 
     /* JIT may be unavailable on the platform: interpretation still works */
     c->jit = (pcre2_jit_compile(c->re, PCRE2_JIT_COMPLETE) == 0);
+
+    /* a lower bound of what a match needs: a shorter value (an empty
+       query, say) is ruled out without running the regex */
+    if (pcre2_pattern_info(c->re, PCRE2_INFO_MINLENGTH, &c->minlen) != 0) {
+        c->minlen = 0;
+    }
 
     return 0;
 }

@@ -21,8 +21,10 @@ typedef struct {
 struct eg_scope_s {
     size_t                nwords;
     uint64_t             *global;    /* rules with no path scope */
+    uint64_t             *notes;     /* the "note" rules */
     eg_scope_entry_t     *entries;
     size_t                nentries;
+    uint32_t              bychar[256];   /* entries by first byte */
     unsigned char        *mem;
 };
 
@@ -68,7 +70,7 @@ eg_scope_build(eg_ruleset_t *rs)
 
     sc->mem = calloc(1, (total + 1) * (sizeof(eg_scope_entry_t)
                                        + nwords * sizeof(uint64_t))
-                        + nwords * sizeof(uint64_t));
+                        + 2 * nwords * sizeof(uint64_t));
     if (sc->mem == NULL) {
         free(sc);
         return -1;
@@ -78,11 +80,17 @@ eg_scope_build(eg_ruleset_t *rs)
     sc->nwords = nwords;
     sc->global = (uint64_t *) p;
     p += nwords * sizeof(uint64_t);
+    sc->notes = (uint64_t *) p;
+    p += nwords * sizeof(uint64_t);
     sc->entries = (eg_scope_entry_t *) p;
     p += (total + 1) * sizeof(eg_scope_entry_t);
     nent = 0;
 
     for (i = 0; i < rs->nrules; i++) {
+        if (rs->rules[i]->action == EG_NOTE) {
+            sc->notes[i / 64] |= (uint64_t) 1 << (i % 64);
+        }
+
         n = eg_rule_segments(rs->rules[i], segs, exact);
 
         if (n == 0) {
@@ -111,6 +119,18 @@ eg_scope_build(eg_ruleset_t *rs)
     }
 
     sc->nentries = nent;
+
+    /* a request's segment is compared only with entries that start with
+       its first byte (segments are lower case and never empty) */
+
+    for (k = 0; k < nent && nent <= 32; k++) {
+        j = sc->entries[k].seg.data[0];
+        sc->bychar[j] |= (uint32_t) 1 << k;
+        if (j >= 'a' && j <= 'z') {
+            sc->bychar[j - 0x20] |= (uint32_t) 1 << k;
+        }
+    }
+
     rs->scope = sc;
     return 0;
 }
@@ -132,9 +152,11 @@ eg_scope_free(eg_scope_t *scope)
  */
 
 size_t
-eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits)
+eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
+    const uint64_t **notes)
 {
     size_t                 i, w;
+    uint32_t               m;
     eg_str_t               seg, head;
     const unsigned char   *slash;
     const eg_scope_t      *sc = rs->scope;
@@ -144,6 +166,8 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits)
         return 0;
     }
 
+    *notes = sc->notes;
+
     seg.data = path.len ? path.data + 1 : path.data;
     seg.len = path.len ? path.len - 1 : 0;
     slash = seg.len ? memchr(seg.data, '/', seg.len) : NULL;
@@ -151,9 +175,25 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits)
         seg.len = slash - seg.data;
     }
 
-    memcpy(bits, sc->global, sc->nwords * sizeof(uint64_t));
+    for (w = 0; w < sc->nwords; w++) {
+        bits[w] = sc->global[w];
+    }
+
+    if (seg.len == 0) {
+        return sc->nwords;          /* no entry has an empty segment */
+    }
+
+    m = sc->nentries <= 32 ? sc->bychar[seg.data[0]] : 0;
 
     for (i = 0; i < sc->nentries; i++) {
+        if (sc->nentries <= 32) {
+            if (m == 0) {
+                break;
+            }
+            i = __builtin_ctz(m);
+            m &= m - 1;
+        }
+
         e = &sc->entries[i];
 
         if (e->exact) {
@@ -178,6 +218,181 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits)
     }
 
     return sc->nwords;
+}
+
+
+/*
+ * The evaluation plan, after every load: header slots, what each rule
+ * needs, and which regex conditions ask the same question.  It cannot
+ * fail: past EG_HDR_SLOTS names or EG_MEMO_MAX questions the rest are
+ * evaluated the plain way.
+ */
+
+static int eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname);
+static void eg_plan_edge(eg_cond_t *c);
+
+void
+eg_plan_build(eg_ruleset_t *rs)
+{
+    int         s, single;
+    size_t      i, j, k, l;
+    eg_rule_t  *r;
+    eg_cond_t  *c, *d;
+    static const eg_str_t  cookie = eg_string("cookie");
+    static const eg_str_t  ctype = eg_string("content-type");
+
+    rs->nhdr = 0;
+    rs->hdr_lens = 0;
+    memset(rs->hdr_bylen, -1, sizeof(rs->hdr_bylen));
+    rs->slot_cookie = -1;
+    rs->slot_ctype = -1;
+    rs->nmemo = 0;
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        r->need = 0;
+
+        for (j = 0; j < r->nconds; j++) {
+            c = &r->conds[j];
+            c->slot = -1;
+            c->memo = -1;
+            s = -1;
+
+            eg_plan_edge(c);
+
+            switch (c->field) {
+
+            case EG_F_HEADER:
+                s = c->slot = eg_plan_slot(rs, c->key);
+                break;
+
+            case EG_F_COOKIE:
+            case EG_F_COOKIE_NAMES:
+            case EG_F_COOKIES:
+                s = rs->slot_cookie = eg_plan_slot(rs, cookie);
+                break;
+
+            case EG_F_PARAM:
+                rs->slot_cookie = eg_plan_slot(rs, cookie);
+                /* fall through */
+
+            case EG_F_FORM:
+                rs->slot_ctype = eg_plan_slot(rs, ctype);
+                break;
+
+            default:
+                break;
+            }
+
+            /* a positive line on a header holds only if the header is
+               there: without it the rule cannot match */
+
+            if (s >= 0 && !c->negate) {
+                r->need |= (uint32_t) 1 << s;
+            }
+
+            /* one value per request: a regex on it gives one answer */
+
+            single = (c->field == EG_F_METHOD || c->field == EG_F_PATH
+                      || c->field == EG_F_QUERY || c->field == EG_F_URI
+                      || c->field == EG_F_COOKIES
+                      || c->field == EG_F_URI_DECODED);
+
+            if (c->op != EG_OP_REGEX || !single) {
+                continue;
+            }
+
+            for (k = 0; k <= i && c->memo < 0; k++) {
+                for (l = 0; l < rs->rules[k]->nconds; l++) {
+                    d = &rs->rules[k]->conds[l];
+
+                    if (d == c) {
+                        break;
+                    }
+
+                    if (d->memo >= 0 && d->field == c->field
+                        && d->src.len == c->src.len
+                        && memcmp(d->src.data, c->src.data, c->src.len) == 0)
+                    {
+                        c->memo = d->memo;
+                        break;
+                    }
+                }
+            }
+
+            if (c->memo < 0 && rs->nmemo < EG_MEMO_MAX) {
+                c->memo = rs->nmemo++;
+            }
+        }
+    }
+}
+
+
+static void
+eg_plan_edge(eg_cond_t *c)
+{
+    size_t         i;
+    unsigned char  b;
+
+    c->has_edge = 0;
+    c->arg_lens = 0;
+    memset(c->edge, 0, sizeof(c->edge));
+
+    if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX)
+        || c->nargs == 0)
+    {
+        return;
+    }
+
+    for (i = 0; i < c->nargs; i++) {
+        if (c->args[i].len == 0) {
+            return;             /* an empty argument: every value */
+        }
+
+        /* arguments are lower case; the value may be either */
+
+        b = c->op == EG_OP_SUFFIX ? c->args[i].data[c->args[i].len - 1]
+                                  : c->args[i].data[0];
+        c->edge[b >> 3] |= (uint8_t) (1 << (b & 7));
+
+        if (b >= 'a' && b <= 'z') {
+            b -= 0x20;
+            c->edge[b >> 3] |= (uint8_t) (1 << (b & 7));
+        }
+
+        c->arg_lens |= (uint64_t) 1 << (c->args[i].len < 63
+                                        ? c->args[i].len : 63);
+    }
+
+    c->has_edge = 1;
+}
+
+
+static int
+eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname)
+{
+    size_t  k;
+
+    for (k = 0; k < rs->nhdr; k++) {
+        if (eg_ieq_lower(lname, rs->hdr_names[k])) {
+            return (int) k;
+        }
+    }
+
+    if (rs->nhdr == EG_HDR_SLOTS) {
+        return -1;
+    }
+
+    /* slots of one length are chained; names of 64 bytes or more share
+       the chain of length 0 (no header name is empty) */
+
+    k = lname.len < 64 ? lname.len : 0;
+    rs->hdr_names[rs->nhdr] = lname;
+    rs->hdr_lens |= (uint64_t) 1 << k;
+    rs->hdr_next[rs->nhdr] = rs->hdr_bylen[k];
+    rs->hdr_bylen[k] = (int8_t) rs->nhdr;
+
+    return (int) rs->nhdr++;
 }
 
 
