@@ -44,13 +44,16 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found)
 {
-    int                   want;
+    int                   want, all;
     size_t                i, j, n, kept;
+    uint64_t              lens;
     eg_str_t              name;
     const unsigned char  *s, *end, *semi, *eq;
 
     n = 0;
     kept = 0;
+    all = (rs == NULL || rs->all_cookies);
+    lens = all ? 0 : rs->cookie_name_lens;
 
     for (i = 0; i < nheaders; i++) {
         s = headers[i].data;
@@ -94,22 +97,24 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
 
             name.len = eq - name.data;
 
-            if (name.len == 0 || name.data[0] <= 0x20 || name.data[0] >= 0x7f
-                || eq[-1] <= 0x20 || eq[-1] >= 0x7f)
+            if (name.len == 0
+                || (unsigned char) (name.data[0] - 0x21) >= 0x7f - 0x21
+                || (unsigned char) (eq[-1] - 0x21) >= 0x7f - 0x21)
             {
                 name = eg_trim(s, eq);
             }
 
             /* most names differ in length from every wanted one */
 
-            want = (rs == NULL || rs->all_cookies);
+            want = all;
 
-            if (!want && (name.len < 64
-                          ? (rs->cookie_name_lens >> name.len) & 1
-                          : rs->cookie_name_lens & 1))
-            {
+            if (!want && ((lens >> (name.len < 64 ? name.len : 0)) & 1)) {
                 for (j = 0; j < rs->ncookie_names; j++) {
-                    if (eg_ieq_lower(name, rs->cookie_lnames[j])) {
+                    if (name.len == rs->cookie_lnames[j].len
+                        && (name.data[0] | 0x20)
+                           == (rs->cookie_lnames[j].data[0] | 0x20)
+                        && eg_ieq_lower(name, rs->cookie_lnames[j]))
+                    {
                         want = 1;
                         break;
                     }

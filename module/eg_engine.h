@@ -155,6 +155,14 @@ void eg_ruleset_set_regex_limits(eg_ruleset_t *rs, uint32_t match_limit,
     uint32_t depth_limit);
 
 size_t eg_ruleset_count(const eg_ruleset_t *rs);
+
+/*
+ * The request headers the rules read, lower case: a caller may pass
+ * eg_eval() only those (and any others; extra ones are ignored).  Returns
+ * their number, or (size_t) -1 when every header must be passed.
+ */
+size_t eg_ruleset_header_names(const eg_ruleset_t *rs,
+    const eg_str_t **names);
 const eg_rule_t *eg_ruleset_rule(const eg_ruleset_t *rs, size_t i);
 
 eg_str_t eg_rule_id(const eg_rule_t *rule);

@@ -85,6 +85,14 @@ struct eg_rule_s {
 };
 
 
+#if defined(__GNUC__)
+#define EG_INLINE    inline __attribute__((always_inline))
+#define EG_NOINLINE  __attribute__((noinline))
+#else
+#define EG_INLINE    inline
+#define EG_NOINLINE
+#endif
+
 #define EG_HDR_SLOTS  32
 #define EG_MEMO_MAX   64
 
@@ -129,6 +137,7 @@ struct eg_ruleset_s {
     uint64_t              hdr_lens;      /* bit n: a name of n bytes */
     int8_t                hdr_bylen[64]; /* first slot of a length, or -1 */
     int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same length */
+    unsigned              hdr_overflow;  /* names past EG_HDR_SLOTS */
     int                   slot_cookie;   /* -1: no rule reads cookies */
     int                   slot_ctype;    /* Content-Type, for forms */
     unsigned              nmemo;         /* shared regex results */
@@ -157,6 +166,7 @@ size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found);
 int eg_path_plain(eg_str_t path);
+int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 
 
@@ -175,7 +185,7 @@ int eg_str_ieq(eg_str_t a, eg_str_t b);
  * sets its top bit and adding 0x80 - 'Z' - 1 does not.
  */
 
-static inline uint64_t
+static EG_INLINE uint64_t
 eg_lower8(uint64_t x)
 {
     uint64_t  h, up;
@@ -191,7 +201,7 @@ eg_lower8(uint64_t x)
 /* 1 to 7 bytes as one word: overlapping loads cover every byte once or
    twice, the same way for both sides of a comparison */
 
-static inline uint64_t
+static EG_INLINE uint64_t
 eg_load_short(const unsigned char *p, size_t n)
 {
     uint16_t  c, d;
@@ -213,7 +223,7 @@ eg_load_short(const unsigned char *p, size_t n)
 }
 
 
-static inline int
+static EG_INLINE int
 eg_ieq_lower(eg_str_t a, eg_str_t lower)
 {
     size_t    i;

@@ -16,6 +16,7 @@
 #define EG_HAVE_PATH     1
 #define EG_HAVE_COOKIES  2
 #define EG_HAVE_URI_DEC  4
+#define EG_HAVE_LIMITS   8
 
 #define EG_MAX_COOKIE_HEADERS  64
 #define EG_STACK_COOKIES       16
@@ -47,7 +48,15 @@ typedef struct {
 static int eg_rule_matches(eg_state_t *st, const eg_rule_t *r,
     eg_match_t *m);
 static int eg_cond(eg_state_t *st, const eg_cond_t *c);
+static int eg_single_value(eg_state_t *st, const eg_cond_t *c,
+    eg_str_t *value);
+static EG_NOINLINE int eg_cond_memo(eg_state_t *st, const eg_cond_t *c);
+static EG_NOINLINE int eg_cond_other(eg_state_t *st, const eg_cond_t *c);
 static int eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t value);
+static int eg_test_literal(const eg_cond_t *c, eg_str_t s);
+static int eg_test_contains(const eg_cond_t *c, eg_str_t s);
+static EG_NOINLINE int eg_test_regex(eg_state_t *st, const eg_cond_t *c,
+    eg_str_t s);
 static int eg_test_cookies(eg_state_t *st, const eg_cond_t *c);
 static int eg_test_headers(eg_state_t *st, const eg_cond_t *c);
 static int eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text);
@@ -106,12 +115,6 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.present = 0;
     st.memo_done = 0;
     st.memo_res = 0;
-
-    /* the limits are the caller's (per location), the context is shared */
-
-    eg_ruleset_set_regex_limits((eg_ruleset_t *) rs,
-        opts->match_limit ? opts->match_limit : EG_DEFAULT_MATCH_LIMIT,
-        opts->depth_limit ? opts->depth_limit : EG_DEFAULT_DEPTH_LIMIT);
 
     st.rs = rs;
     st.req = req;
@@ -249,7 +252,11 @@ eg_index_headers(eg_state_t *st)
 }
 
 
-/* where to look for a header: [first, *end), empty when it is absent */
+/*
+ * Where to look for a header of a slot: from the returned index to *end,
+ * nothing when it is absent.  Without a slot: every header, and the
+ * returned index matches none.
+ */
 
 static size_t
 eg_first_header(eg_state_t *st, int slot, size_t *end)
@@ -257,7 +264,7 @@ eg_first_header(eg_state_t *st, int slot, size_t *end)
     *end = st->req->nheaders;
 
     if (slot < 0) {
-        return 0;
+        return (size_t) -1;
     }
 
     if (!(st->present & ((uint32_t) 1 << slot))) {
@@ -272,38 +279,47 @@ eg_first_header(eg_state_t *st, int slot, size_t *end)
 static int
 eg_rule_matches(eg_state_t *st, const eg_rule_t *r, eg_match_t *m)
 {
-    int     rc;
-    size_t  i;
+    int               rc;
+    eg_str_t          hit;
+    const eg_cond_t  *c, *end, *shown;
 
     st->rule = r;
-    m->rule = r;
-    m->field.data = NULL;
-    m->field.len = 0;
-    m->value = m->field;
+    shown = NULL;
+    hit.data = NULL;
+    hit.len = 0;
 
-    for (i = 0; i < r->nconds; i++) {
+    for (c = r->conds, end = c + r->nconds; c < end; c++) {
         st->hit.data = NULL;
         st->hit.len = 0;
 
-        rc = eg_cond(st, &r->conds[i]);
+        rc = eg_cond(st, c);
 
-        if (rc < 0) {
-            /* the body decides; the caller reads it and asks again */
-            st->v->need_body = 1;
-            return 0;
-        }
-
-        if (rc == 0) {
+        if (rc <= 0) {
+            if (rc < 0) {
+                /* the body decides; the caller reads it and asks again */
+                st->v->need_body = 1;
+            }
             return 0;
         }
 
         /* the report names the last positive line: rules put the cheap,
            broad tests first and the telling one last */
 
-        if (!r->conds[i].negate || m->field.data == NULL) {
-            m->field = r->conds[i].display;
-            m->value = st->hit;
+        if (!c->negate || shown == NULL) {
+            shown = c;
+            hit = st->hit;
         }
+    }
+
+    m->rule = r;
+    m->value = hit;
+
+    if (shown) {
+        m->field = shown->display;
+
+    } else {
+        m->field.data = NULL;
+        m->field.len = 0;
     }
 
     return 1;
@@ -313,64 +329,29 @@ eg_rule_matches(eg_state_t *st, const eg_rule_t *r, eg_match_t *m)
 static int
 eg_cond(eg_state_t *st, const eg_cond_t *c)
 {
-    int                  rc;
-    uint64_t             bit;
-    const eg_request_t  *req = st->req;
+    int  rc;
 
-    /* the same regex on the same value: asked once per request */
-
-    bit = c->memo >= 0 ? (uint64_t) 1 << c->memo : 0;
-
-    if (st->memo_done & bit) {
-        rc = (st->memo_res & bit) != 0;
-
-        if (rc) {
-            switch (c->field) {
-            case EG_F_METHOD:
-                st->hit = req->method;
-                break;
-            case EG_F_PATH:
-                st->hit = st->v->path;
-                break;
-            case EG_F_QUERY:
-                st->hit = st->v->query;
-                break;
-            case EG_F_URI:
-                st->hit = req->target;
-                break;
-            case EG_F_COOKIES:
-                st->hit = st->raw;
-                break;
-            default:
-                st->hit = st->uri_decoded;
-            }
-        }
-
+    if (c->memo >= 0) {
+        rc = eg_cond_memo(st, c);
         return c->negate ? !rc : rc;
     }
 
     switch (c->field) {
 
     case EG_F_METHOD:
-        rc = eg_test(st, c, req->method);
+        rc = eg_test(st, c, st->req->method);
         break;
 
-    case EG_F_PATH:
-        eg_need_path(st);
+    case EG_F_PATH:             /* eg_eval() normalized the path first */
         rc = eg_test(st, c, st->v->path);
         break;
 
     case EG_F_QUERY:
-        eg_need_path(st);
         rc = eg_test(st, c, st->v->query);
         break;
 
     case EG_F_URI:
-        rc = eg_test(st, c, req->target);
-        break;
-
-    case EG_F_COOKIES:
-        rc = eg_need_cookies(st) ? eg_test(st, c, st->raw) : 0;
+        rc = eg_test(st, c, st->req->target);
         break;
 
     case EG_F_COOKIE:
@@ -382,9 +363,106 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
         rc = eg_test_headers(st, c);
         break;
 
+    default:
+        rc = eg_cond_other(st, c);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+
+    return c->negate ? !rc : rc;
+}
+
+
+/*
+ * A field with one value per request (method, path, query, uri, cookies,
+ * uri-decoded): sets *value, 0 when the request has none (no Cookie).
+ */
+
+static int
+eg_single_value(eg_state_t *st, const eg_cond_t *c, eg_str_t *value)
+{
+    switch (c->field) {
+
+    case EG_F_METHOD:
+        *value = st->req->method;
+        return 1;
+
+    case EG_F_PATH:
+        *value = st->v->path;
+        return 1;
+
+    case EG_F_QUERY:
+        *value = st->v->query;
+        return 1;
+
+    case EG_F_URI:
+        *value = st->req->target;
+        return 1;
+
+    case EG_F_COOKIES:
+        if (!eg_need_cookies(st)) {
+            return 0;
+        }
+        *value = st->raw;
+        return 1;
+
+    default: /* EG_F_URI_DECODED */
+        if (!(st->have & EG_HAVE_URI_DEC)) {
+            st->have |= EG_HAVE_URI_DEC;
+            (void) eg_url_decode(st->req->target, 1, 0, st->alloc,
+                                 &st->uri_decoded);
+        }
+        *value = st->uri_decoded;
+        return 1;
+    }
+}
+
+
+/* the same regex on the same value: asked once per request */
+
+static int
+eg_cond_memo(eg_state_t *st, const eg_cond_t *c)
+{
+    int       rc;
+    uint64_t  bit;
+    eg_str_t  value;
+
+    bit = (uint64_t) 1 << c->memo;
+
+    if (st->memo_done & bit) {
+        rc = (st->memo_res & bit) != 0;
+        if (rc) {
+            (void) eg_single_value(st, c, &st->hit);
+        }
+        return rc;
+    }
+
+    rc = eg_single_value(st, c, &value) ? eg_test(st, c, value) : 0;
+
+    st->memo_done |= bit;
+    st->memo_res |= rc ? bit : 0;
+
+    return rc;
+}
+
+
+/* the fields rules of the benign path rarely read; -1: the body decides */
+
+static int
+eg_cond_other(eg_state_t *st, const eg_cond_t *c)
+{
+    int       rc;
+    eg_str_t  value;
+
+    switch (c->field) {
+
+    case EG_F_COOKIES:
+    case EG_F_URI_DECODED:
+        return eg_single_value(st, c, &value) ? eg_test(st, c, value) : 0;
+
     case EG_F_ARG:
-        rc = eg_test_pairs(st, c, eg_query_text(st));
-        break;
+        return eg_test_pairs(st, c, eg_query_text(st));
 
     case EG_F_PARAM:
 
@@ -403,41 +481,20 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
             rc = eg_test_cookies(st, c);
         }
 
-        break;
-
-    case EG_F_URI_DECODED:
-        if (!(st->have & EG_HAVE_URI_DEC)) {
-            st->have |= EG_HAVE_URI_DEC;
-            (void) eg_url_decode(req->target, 1, 0, st->alloc,
-                                 &st->uri_decoded);
-        }
-        rc = eg_test(st, c, st->uri_decoded);
-        break;
+        return rc;
 
     case EG_F_BODY:
     case EG_F_JSON:
     case EG_F_JSON_VALUES:
     case EG_F_FORM:
-        rc = eg_test_body(st, c);
-        if (rc < 0) {
-            return rc;
-        }
-        break;
+        return eg_test_body(st, c);
 
     case EG_F_CLIENT:
-        rc = eg_test_client(st, c);
-        break;
+        return eg_test_client(st, c);
 
     default:
-        rc = 0;
+        return 0;
     }
-
-    if (bit) {
-        st->memo_done |= bit;
-        st->memo_res |= rc ? bit : 0;
-    }
-
-    return c->negate ? !rc : rc;
 }
 
 
@@ -446,64 +503,58 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
-    int              rc;
+    int  rc;
+
+    switch (c->op) {
+
+    case EG_OP_IS:
+    case EG_OP_PREFIX:
+    case EG_OP_SUFFIX:
+        rc = eg_test_literal(c, s);
+        break;
+
+    case EG_OP_CONTAINS:
+        rc = eg_test_contains(c, s);
+        break;
+
+    case EG_OP_REGEX:
+        rc = eg_test_regex(st, c, s);
+        break;
+
+    case EG_OP_BACKEND:
+        rc = eg_backend_check(s, st->opts->backends, st->opts->nbackends)
+             != EG_BACKEND_OK;
+        break;
+
+    case EG_OP_PRESENT:
+        rc = 1;
+        break;
+
+    default: /* EG_OP_UNTRUSTED on a field other than client */
+        rc = 0;
+    }
+
+    if (rc) {
+        st->hit = s;
+    }
+
+    return rc;
+}
+
+
+/* is, prefix, suffix: arguments are lower case */
+
+static int
+eg_test_literal(const eg_cond_t *c, eg_str_t s)
+{
     size_t           i;
     eg_str_t         part;
     unsigned char    b, lb;
     const eg_str_t  *a;
 
-    switch (c->op) {
-
-    case EG_OP_PRESENT:
-        rc = 1;
-        goto done;
-
-    case EG_OP_UNTRUSTED:
-        rc = 0;
-        goto done;
-
-    case EG_OP_BACKEND:
-        rc = eg_backend_check(s, st->opts->backends, st->opts->nbackends)
-             != EG_BACKEND_OK;
-        goto done;
-
-    case EG_OP_REGEX:
-        if (s.len < c->minlen) {
-            rc = 0;
-            goto done;
-        }
-
-        if (s.data == NULL) {
-            s.data = (const unsigned char *) "";
-        }
-
-        rc = c->jit ? pcre2_jit_match(c->re, s.data, s.len, 0, 0,
-                                      st->rs->md, st->rs->mctx)
-                    : pcre2_match(c->re, s.data, s.len, 0, 0, st->rs->md,
-                                  st->rs->mctx);
-        if (rc == PCRE2_ERROR_NOMATCH) {
-            rc = 0;
-            goto done;
-        }
-
-        if (rc < 0) {
-            /* match or depth limit, JIT stack: stop, and say so */
-            eg_limit(st, EG_LIMIT_REGEX);
-            rc = 0;
-            goto done;
-        }
-
-        rc = 1;
-        goto done;
-
-    default:
-        break;
-    }
-
     if (c->has_edge) {
         if (s.len == 0) {
-            rc = 0;             /* every argument has a byte */
-            goto done;
+            return 0;           /* every argument has a byte */
         }
 
         b = c->op == EG_OP_SUFFIX ? s.data[s.len - 1] : s.data[0];
@@ -512,13 +563,11 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
             || (c->op == EG_OP_IS
                 && !((c->arg_lens >> (s.len < 63 ? s.len : 63)) & 1)))
         {
-            rc = 0;
-            goto done;
+            return 0;
         }
     }
 
-    /* lb: the byte each argument must end (suffix) or start with, lower
-       case; arguments are lower case */
+    /* lb: the byte each argument must end (suffix) or start with */
 
     lb = s.len == 0 ? 0 : eg_lower(c->op == EG_OP_SUFFIX ? s.data[s.len - 1]
                                                          : s.data[0]);
@@ -526,18 +575,9 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
     for (i = 0; i < c->nargs; i++) {
         a = &c->args[i];
 
-        if (c->op == EG_OP_CONTAINS) {
-            if (eg_icontains(s, *a)) {
-                rc = 1;
-                goto done;
-            }
-            continue;
-        }
-
         if (a->len == 0) {
             if (c->op != EG_OP_IS || s.len == 0) {
-                rc = 1;
-                goto done;
+                return 1;
             }
             continue;
         }
@@ -562,20 +602,69 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
         }
 
         if (eg_ieq_lower(part, *a)) {
-            rc = 1;
-            goto done;
+            return 1;
         }
     }
 
-    rc = 0;
+    return 0;
+}
 
-done:
 
-    if (rc) {
-        st->hit = s;
+static int
+eg_test_contains(const eg_cond_t *c, eg_str_t s)
+{
+    size_t  i;
+
+    for (i = 0; i < c->nargs; i++) {
+        if (eg_icontains(s, c->args[i])) {
+            return 1;
+        }
     }
 
-    return rc;
+    return 0;
+}
+
+
+static int
+eg_test_regex(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    int  rc;
+
+    if (s.len < c->minlen) {
+        return 0;
+    }
+
+    if (!(st->have & EG_HAVE_LIMITS)) {
+        /* the limits are the caller's (per location), the context is
+           shared: set before the request's first regex */
+        st->have |= EG_HAVE_LIMITS;
+        eg_ruleset_set_regex_limits((eg_ruleset_t *) st->rs,
+            st->opts->match_limit ? st->opts->match_limit
+                                  : EG_DEFAULT_MATCH_LIMIT,
+            st->opts->depth_limit ? st->opts->depth_limit
+                                  : EG_DEFAULT_DEPTH_LIMIT);
+    }
+
+    if (s.data == NULL) {
+        s.data = (const unsigned char *) "";
+    }
+
+    rc = c->jit ? pcre2_jit_match(c->re, s.data, s.len, 0, 0, st->rs->md,
+                                  st->rs->mctx)
+                : pcre2_match(c->re, s.data, s.len, 0, 0, st->rs->md,
+                              st->rs->mctx);
+
+    if (rc == PCRE2_ERROR_NOMATCH) {
+        return 0;
+    }
+
+    if (rc < 0) {
+        /* match or depth limit, JIT stack: stop, and say so */
+        eg_limit(st, EG_LIMIT_REGEX);
+        return 0;
+    }
+
+    return 1;
 }
 
 
@@ -610,16 +699,20 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test_headers(eg_state_t *st, const eg_cond_t *c)
 {
-    size_t              i, end, maxbytes;
+    size_t              i, end, known, maxbytes;
     const eg_header_t  *h;
 
     maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
                                           : EG_DEFAULT_MAX_HEADER_BYTES;
 
-    for (i = eg_first_header(st, c->slot, &end); i < end; i++) {
+    /* the first of a slot's headers is known to have the name */
+
+    known = eg_first_header(st, c->slot, &end);
+
+    for (i = c->slot < 0 ? 0 : known; i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_ieq_lower(h->name, c->key)) {
+        if (i != known && !eg_ieq_lower(h->name, c->key)) {
             continue;
         }
 
@@ -723,7 +816,7 @@ eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
 static int
 eg_form_body(eg_state_t *st)
 {
-    size_t              i, end;
+    size_t              i, end, known;
     eg_str_t            v;
     const eg_header_t  *h;
     static const eg_str_t  ct = eg_string("content-type");
@@ -734,10 +827,14 @@ eg_form_body(eg_state_t *st)
         return 0;
     }
 
-    for (i = eg_first_header(st, st->rs->slot_ctype, &end); i < end; i++) {
+    /* the first of a slot's headers is known to have the name */
+
+    known = eg_first_header(st, st->rs->slot_ctype, &end);
+
+    for (i = st->rs->slot_ctype < 0 ? 0 : known; i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_ieq_lower(h->name, ct)) {
+        if (i != known && !eg_ieq_lower(h->name, ct)) {
             continue;
         }
 
@@ -978,7 +1075,7 @@ eg_need_path(eg_state_t *st)
 static int
 eg_need_cookies(eg_state_t *st)
 {
-    size_t              i, n, end, bytes, max, maxbytes, found;
+    size_t              i, n, end, known, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
     unsigned char      *p;
     const eg_header_t  *h;
@@ -995,10 +1092,14 @@ eg_need_cookies(eg_state_t *st)
     n = 0;
     bytes = 0;
 
-    for (i = eg_first_header(st, st->rs->slot_cookie, &end); i < end; i++) {
+    /* the first of a slot's headers is known to have the name */
+
+    known = eg_first_header(st, st->rs->slot_cookie, &end);
+
+    for (i = st->rs->slot_cookie < 0 ? 0 : known; i < end; i++) {
         h = &st->req->headers[i];
 
-        if (!eg_ieq_lower(h->name, cookie)) {
+        if (i != known && !eg_ieq_lower(h->name, cookie)) {
             continue;
         }
 
@@ -1083,7 +1184,7 @@ eg_icontains(eg_str_t s, eg_str_t lower)
 {
     size_t                i, j, k, last;
     unsigned char         first, up;
-    const unsigned char  *p, *end;
+    const unsigned char  *p, *q, *end;
 
     if (lower.len == 0 || s.len < lower.len) {
         return lower.len == 0;
@@ -1105,8 +1206,10 @@ eg_icontains(eg_str_t s, eg_str_t lower)
         end = s.data + last + k + 1;
 
         while (p < end && (p = memchr(p, lower.data[k], end - p)) != NULL) {
+            q = p - k;              /* where the needle would start */
+
             for (j = 0; j < lower.len; j++) {
-                if (eg_lower(p[j - k]) != lower.data[j]) {
+                if (eg_lower(q[j]) != lower.data[j]) {
                     break;
                 }
             }

@@ -25,6 +25,8 @@ struct eg_scope_s {
     eg_scope_entry_t     *entries;
     size_t                nentries;
     uint32_t              bychar[256];   /* entries by first byte */
+    uint32_t              bylen[64];     /* exact entries by length */
+    uint32_t              prefixes;      /* the entries that are not */
     unsigned char        *mem;
 };
 
@@ -124,10 +126,19 @@ eg_scope_build(eg_ruleset_t *rs)
        its first byte (segments are lower case and never empty) */
 
     for (k = 0; k < nent && nent <= 32; k++) {
-        j = sc->entries[k].seg.data[0];
+        e = &sc->entries[k];
+        j = e->seg.data[0];
         sc->bychar[j] |= (uint32_t) 1 << k;
         if (j >= 'a' && j <= 'z') {
             sc->bychar[j - 0x20] |= (uint32_t) 1 << k;
+        }
+
+        /* an exact entry of 64 bytes or more is compared at any length */
+        if (!e->exact || e->seg.len >= 64) {
+            sc->prefixes |= (uint32_t) 1 << k;
+
+        } else {
+            sc->bylen[e->seg.len] |= (uint32_t) 1 << k;
         }
     }
 
@@ -183,7 +194,10 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
         return sc->nwords;          /* no entry has an empty segment */
     }
 
-    m = sc->nentries <= 32 ? sc->bychar[seg.data[0]] : 0;
+    m = sc->nentries <= 32 ? sc->bychar[seg.data[0]]
+                             & (sc->prefixes
+                                | (seg.len < 64 ? sc->bylen[seg.len] : 0))
+                           : 0;
 
     for (i = 0; i < sc->nentries; i++) {
         if (sc->nentries <= 32) {
@@ -242,6 +256,7 @@ eg_plan_build(eg_ruleset_t *rs)
     static const eg_str_t  ctype = eg_string("content-type");
 
     rs->nhdr = 0;
+    rs->hdr_overflow = 0;
     rs->hdr_lens = 0;
     memset(rs->hdr_bylen, -1, sizeof(rs->hdr_bylen));
     rs->slot_cookie = -1;
@@ -380,6 +395,7 @@ eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname)
     }
 
     if (rs->nhdr == EG_HDR_SLOTS) {
+        rs->hdr_overflow = 1;
         return -1;
     }
 
@@ -564,4 +580,13 @@ eg_seg_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
            || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+
+size_t
+eg_ruleset_header_names(const eg_ruleset_t *rs, const eg_str_t **names)
+{
+    *names = rs->hdr_names;
+
+    return rs->hdr_overflow ? (size_t) -1 : rs->nhdr;
 }

@@ -8,6 +8,13 @@
 
 #include "eg_internal.h"
 
+#if defined(__SSE2__) && !defined(EG_NO_SIMD)
+#include <emmintrin.h>
+#define EG_PATH_SSE2  1
+#else
+#define EG_PATH_SSE2  0
+#endif
+
 
 static size_t eg_decode_once(unsigned char *s, size_t len, int plus,
     int *more);
@@ -171,6 +178,87 @@ eg_path_plain(eg_str_t path)
 {
     size_t                i;
     const unsigned char  *s = path.data;
+
+    if (path.len == 0 || s[0] != '/') {
+        return 0;
+    }
+
+#if (EG_PATH_SSE2)
+    {
+        unsigned char  buf[16];
+        unsigned       bad, sl, dot, prev_sl, prev_dot, n;
+        __m128i        b;
+
+        /*
+         * Sixteen bytes at a time: no byte IIS would rewrite or decode
+         * (control bytes, space, '%', '(', ':', '\', DEL, 8-bit), and no
+         * "//", "/.", "./" (a mask shifted by one is "the byte before").
+         * The tail is copied into a buffer padded with 'a'.
+         */
+
+        prev_sl = 0;
+        prev_dot = 0;
+
+        for (i = 0; i < path.len; i += 16) {
+            n = path.len - i < 16 ? (unsigned) (path.len - i) : 16;
+
+            if (n == 16) {
+                b = _mm_loadu_si128((const __m128i *) (s + i));
+
+            } else {
+                memset(buf, 'a', 16);
+                memcpy(buf, s + i, n);
+                b = _mm_loadu_si128((const __m128i *) buf);
+            }
+
+            /* signed: 8-bit bytes are negative, below 0x21 too */
+
+            bad = _mm_movemask_epi8(_mm_or_si128(
+                      _mm_or_si128(
+                          _mm_cmplt_epi8(b, _mm_set1_epi8(0x21)),
+                          _mm_cmpeq_epi8(b, _mm_set1_epi8(0x7f))),
+                      _mm_or_si128(
+                          _mm_or_si128(
+                              _mm_cmpeq_epi8(b, _mm_set1_epi8('%')),
+                              _mm_cmpeq_epi8(b, _mm_set1_epi8('('))),
+                          _mm_or_si128(
+                              _mm_cmpeq_epi8(b, _mm_set1_epi8(':')),
+                              _mm_cmpeq_epi8(b, _mm_set1_epi8('\\'))))));
+
+            sl = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('/')));
+            dot = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('.')));
+
+            if (bad
+                || (sl & ((sl << 1) | prev_sl | (dot << 1) | prev_dot))
+                || (dot & ((sl << 1) | prev_sl)))
+            {
+                return 0;
+            }
+
+            prev_sl = (sl >> (n - 1)) & 1;
+            prev_dot = (dot >> (n - 1)) & 1;
+        }
+
+        /* a final '.' is dropped by IIS */
+        return s[path.len - 1] != '.';
+    }
+#else
+    for (i = 1; i < path.len; i++) {
+        if (!eg_path_byte_ok(s, i, path.len)) {
+            return 0;
+        }
+    }
+
+    return 1;
+#endif
+}
+
+
+/* the byte at i (i > 0) of a plain path, one at a time */
+
+int
+eg_path_byte_ok(const unsigned char *s, size_t i, size_t len)
+{
     static const unsigned char  special[256] = {
         /* control bytes and space */
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
@@ -196,27 +284,16 @@ eg_path_plain(eg_str_t path)
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
     };
 
-    if (path.len == 0 || s[0] != '/') {
+    switch (special[s[i]]) {
+    case 0:
+        return 1;
+    case 1:
         return 0;
+    default:
+        /* '/' or '.': no "//", "/.", "./" and no final '.' */
+        return !(s[i] == '/' ? (s[i - 1] == '/' || s[i - 1] == '.')
+                             : (s[i - 1] == '/' || i + 1 == len));
     }
-
-    for (i = 1; i < path.len; i++) {
-        switch (special[s[i]]) {
-        case 0:
-            continue;
-        case 1:
-            return 0;
-        default:
-            /* '/' or '.': no "//", "/.", "./" and no final '.' */
-            if (s[i] == '/' ? (s[i - 1] == '/' || s[i - 1] == '.')
-                            : (s[i - 1] == '/' || i + 1 == path.len))
-            {
-                return 0;
-            }
-        }
-    }
-
-    return 1;
 }
 
 

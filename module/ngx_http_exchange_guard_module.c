@@ -19,7 +19,8 @@ static ngx_http_exchange_guard_ctx_t *ngx_http_exchange_guard_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_exchange_guard_cleanup(void *data);
 static ngx_int_t ngx_http_exchange_guard_view(ngx_http_request_t *r,
-    eg_request_t *req);
+    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req);
+static uint64_t ngx_http_exchange_guard_header_filter(eg_ruleset_t *rules);
 static void *ngx_http_exchange_guard_alloc(void *ctx, size_t size);
 static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
@@ -299,7 +300,7 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
     cln->data = ctx;
     ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
 
-    if (ngx_http_exchange_guard_view(r, &ctx->req) != NGX_OK) {
+    if (ngx_http_exchange_guard_view(r, lcf, &ctx->req) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -602,7 +603,8 @@ ngx_http_exchange_guard_alloc(void *ctx, size_t size)
 /* the engine's request view; it points into nginx's buffers, no copies */
 
 static ngx_int_t
-ngx_http_exchange_guard_view(ngx_http_request_t *r, eg_request_t *req)
+ngx_http_exchange_guard_view(ngx_http_request_t *r,
+    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req)
 {
     ngx_uint_t        i, n;
     eg_header_t      *h;
@@ -632,14 +634,18 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r, eg_request_t *req)
     /*
      * The whole list, Cookie included: this reads the same in nginx 1.22
      * (headers_in.cookies array) and 1.23+ (headers_in.cookie chain), and
-     * keeps every duplicate header as the back end would see it.
+     * keeps every duplicate header as the back end would see it.  Only
+     * the headers whose hash a rule's header name has are copied: the
+     * engine looks at no other (and compares the names itself).
      */
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         header = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (header[i].hash == 0) {
+            if (header[i].hash == 0
+                || !((lcf->header_filter >> (header[i].hash % 64)) & 1))
+            {
                 continue;
             }
 
@@ -1043,7 +1049,53 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     conf->options.trusted = conf->trusted;
     conf->options.ntrusted = conf->ntrusted;
 
+    conf->header_filter = ngx_http_exchange_guard_header_filter(conf->rules);
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Which request headers the engine gets: those whose nginx hash (of the
+ * lower-cased name, computed while parsing) could be a name some rule
+ * reads.  A name of other bytes than [a-z0-9-] may be hashed differently
+ * by nginx (an '_' with underscores_in_headers off): then every header.
+ */
+
+static uint64_t
+ngx_http_exchange_guard_header_filter(eg_ruleset_t *rules)
+{
+    size_t           n, k, i;
+    uint64_t         filter;
+    ngx_uint_t       hash;
+    const eg_str_t  *names;
+
+    if (rules == NULL) {
+        return 0;
+    }
+
+    n = eg_ruleset_header_names(rules, &names);
+    if (n == (size_t) -1) {
+        return ~(uint64_t) 0;
+    }
+
+    filter = 0;
+
+    for (k = 0; k < n; k++) {
+        for (i = 0; i < names[k].len; i++) {
+            if (!((names[k].data[i] >= 'a' && names[k].data[i] <= 'z')
+                  || (names[k].data[i] >= '0' && names[k].data[i] <= '9')
+                  || names[k].data[i] == '-'))
+            {
+                return ~(uint64_t) 0;
+            }
+        }
+
+        hash = ngx_hash_key((u_char *) names[k].data, names[k].len);
+        filter |= (uint64_t) 1 << (hash % 64);
+    }
+
+    return filter;
 }
 
 

@@ -34,6 +34,9 @@ typedef struct {
     eg_cidr_t            *trusted;
     ngx_uint_t            ntrusted;
     eg_options_t          options;
+
+    /* the headers the rules read: bit (hash % 64) of nginx's header hash */
+    uint64_t              header_filter;
 } ngx_http_exchange_guard_loc_conf_t;
 
 

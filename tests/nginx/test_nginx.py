@@ -559,5 +559,64 @@ def realip_client_and_tcp_source(workdir):
     return 1
 
 
+@suite.test
+def header_rules_see_their_headers_only_filtered_by_hash(workdir):
+    """nginx hands the engine only the headers rules name (by nginx's own
+    header hash): a name in any case, a second copy, a name with '_' that
+    nginx hashes without it (underscores_in_headers off,
+    ignore_invalid_headers off), and a set of more names than the engine
+    has slots for must all still reach the rules."""
+    rules = os.path.join(workdir, "hdr.rules")
+    lines = []
+    for i in range(40):
+        lines.append("rule EG-H-%02d\n    name \"header %d\"\n"
+                     "    cve CVE-2021-26855\n    action block\n"
+                     "    match header:X-Hdr-%02d contains evil\nend\n"
+                     % (i, i, i))
+    with open(rules, "w") as f:
+        f.write("".join(lines))
+    few = os.path.join(workdir, "few.rules")
+    with open(few, "w") as f:
+        f.write("rule EG-F-1\n    name \"one\"\n    cve CVE-2021-26855\n"
+                "    action block\n    match header:X-One contains evil\n"
+                "end\n"
+                "rule EG-F-US\n    name \"underscore\"\n"
+                "    cve CVE-2021-26855\n    action block\n"
+                "    match header:X_Under contains evil\nend\n")
+    http = ("exchange_guard on; exchange_guard_log %s/guard.jsonl; "
+            "exchange_guard_rules %s; ignore_invalid_headers off; "
+            % (workdir, few))
+    sim = eg.Simulator(workdir)
+    locations = ("location /many/ { exchange_guard_rules %s; "
+                 "proxy_pass http://127.0.0.1:%d; }" % (rules, sim.port))
+    n = 0
+    try:
+        nginx = eg.Nginx(workdir, sim.port, http=http,
+                         locations=locations).start()
+    except Exception:
+        sim.stop()
+        raise
+    try:
+        cases = [
+            ("/many/a", [("x-hdr-39", "evil")], 403),
+            ("/many/a", [("X-HDR-00", "good"), ("X-Hdr-00", "so evil")], 403),
+            ("/many/a", [("X-Hdr-17", "fine")], 200),
+            ("/few/a", [("X_Under", "evil")], 403),
+            ("/few/a", [("x_under", "fine")], 200),
+            ("/few/a", [("X-ONE", "evil")], 403),
+            ("/few/a", [("X-One", "ok"), ("x-one", "evil")], 403),
+            ("/few/a", [("X-Two", "evil"), ("X-On", "evil")], 200),
+        ]
+        for path, headers, want in cases:
+            r = eg.request(nginx.port, "GET", path, headers)
+            check(r.status == want, "%s %s: status %d, want %d"
+                  % (path, headers, r.status, want))
+            n += 1
+    finally:
+        nginx.stop()
+        sim.stop()
+    return n
+
+
 if __name__ == "__main__":
     sys.exit(suite.run(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -4,6 +4,7 @@
  */
 
 #include "eg_test.h"
+#include "eg_internal.h"          /* eg_path_plain() */
 
 
 /* normalize target, expect rc, path and query */
@@ -41,6 +42,7 @@ static void test_relative_segments(void);
 static void test_alloc_failure(void);
 static void test_random_paths(void);
 static void test_null(void);
+static void test_plain_blocks(void);
 
 
 static void
@@ -587,6 +589,80 @@ main(void)
     EG_RUN(test_alloc_failure);
     EG_RUN(test_random_paths);
     EG_RUN(test_null);
+    EG_RUN(test_plain_blocks);
 
     return eg_test_done();
+}
+
+
+/*
+ * eg_path_plain() reads sixteen bytes at a time where the CPU allows:
+ * it must agree with the byte-at-a-time rule on paths of every length
+ * around the block size, with the telling byte anywhere.
+ */
+
+static void
+test_plain_blocks(void)
+{
+    int               want, bad;
+    size_t            i, k, len;
+    uint64_t          x;
+    unsigned char     raw[80];
+    static const unsigned char  alphabet[] = "////..aZ09-_~%(:\\ \x7f\x80\xa0\xff;";
+
+    x = 0x9e3779b97f4a7c15ULL;
+    bad = 0;
+
+    for (i = 0; i < 200000 && bad < 5; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len = 1 + x % sizeof(raw);
+        raw[0] = '/';
+
+        for (k = 1; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+
+            /* mostly ordinary bytes, so that long plain paths occur */
+            raw[k] = (x & 7) ? (unsigned char) ('a' + (x >> 3) % 26)
+                             : alphabet[(x >> 3) % (sizeof(alphabet) - 1)];
+        }
+
+        want = 1;
+        for (k = 1; k < len; k++) {
+            want &= eg_path_byte_ok(raw, k, len);
+        }
+
+        if (eg_path_plain(eg_test_mem(raw, len)) != want) {
+            bad++;
+            eg_test_fail(__FILE__, __LINE__, "eg_path_plain() is not %d for",
+                         want);
+            printf("    ");
+            eg_test_print(raw, len);
+            printf("\n");
+            fflush(stdout);
+
+        } else {
+            eg_test_pass();
+        }
+    }
+
+    /* each special byte at each offset of a 40-byte path */
+
+    for (k = 1; k < 40; k++) {
+        for (i = 0; i < sizeof(alphabet) - 1; i++) {
+            memset(raw, 'a', 40);
+            raw[0] = '/';
+            raw[k] = alphabet[i];
+
+            want = 1;
+            for (len = 1; len < 40; len++) {
+                want &= eg_path_byte_ok(raw, len, 40);
+            }
+
+            CHECK_INT(eg_path_plain(eg_test_mem(raw, 40)), want);
+        }
+    }
 }
