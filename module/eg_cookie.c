@@ -45,6 +45,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     size_t *found)
 {
     int                   want, all;
+    unsigned char         c;
     size_t                i, j, n, kept;
     uint64_t              lens;
     eg_str_t              name;
@@ -63,6 +64,30 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
             semi = memchr(s, ';', end - s);
             if (semi == NULL) {
                 semi = end;
+            }
+
+            if (!all) {
+                /* a name that starts with a printable byte no wanted name
+                   starts with: a cookie to count, nothing more (no '='
+                   or white space can change that first byte) */
+
+                for (name.data = s; name.data < semi && *name.data == ' ';
+                     name.data++)
+                {
+                    /* void */
+                }
+
+                if (name.data < semi) {
+                    c = *name.data;
+
+                    if (c > 0x20 && c < 0x7f && c != '='
+                        && !(rs->cookie_first[c >> 3] & (1 << (c & 7))))
+                    {
+                        n++;
+                        s = semi + 1;
+                        continue;
+                    }
+                }
             }
 
             eq = memchr(s, '=', semi - s);

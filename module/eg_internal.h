@@ -44,7 +44,15 @@ typedef enum {
 } eg_op_e;
 
 
-typedef struct {
+struct eg_state_s;
+struct eg_cond_s;
+
+/* one value against a condition's operator (before "not"): eg_match.c */
+typedef int (*eg_test_pt)(struct eg_state_s *st, const struct eg_cond_s *c,
+    eg_str_t s);
+
+typedef struct eg_cond_s {
+    eg_test_pt            test;      /* by the operator (eg_plan_build) */
     eg_field_e            field;
     eg_op_e               op;
     unsigned              negate;
@@ -122,6 +130,8 @@ struct eg_ruleset_s {
     eg_str_t             *cookie_block;      /* the allocation of both */
     size_t                ncookie_names;
     uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
+    uint8_t               cookie_first[32];  /* bit per first byte, both
+                                                cases (eg_plan_build) */
     unsigned              all_cookies;   /* a rule reads every name */
 
     /* which rules can apply, by the first segment of the path */
@@ -158,6 +168,7 @@ typedef struct eg_scope_s  eg_scope_t;
 
 int eg_scope_build(eg_ruleset_t *rs);
 void eg_plan_build(eg_ruleset_t *rs);
+void eg_plan_test(eg_cond_t *c);
 void eg_scope_free(eg_scope_t *scope);
 size_t eg_scope_select(const eg_ruleset_t *rs, eg_str_t path,
     uint64_t *bits, const uint64_t **notes);

@@ -22,7 +22,7 @@
 #define EG_STACK_COOKIES       16
 
 
-typedef struct {
+typedef struct eg_state_s {
     const eg_ruleset_t   *rs;
     const eg_request_t   *req;
     const eg_options_t   *opts;
@@ -52,11 +52,17 @@ static int eg_single_value(eg_state_t *st, const eg_cond_t *c,
     eg_str_t *value);
 static EG_NOINLINE int eg_cond_memo(eg_state_t *st, const eg_cond_t *c);
 static EG_NOINLINE int eg_cond_other(eg_state_t *st, const eg_cond_t *c);
-static int eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t value);
-static int eg_test_literal(const eg_cond_t *c, eg_str_t s);
-static int eg_test_contains(const eg_cond_t *c, eg_str_t s);
+static EG_INLINE int eg_test(eg_state_t *st, const eg_cond_t *c,
+    eg_str_t value);
+static int eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static int eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static int eg_test_suffix(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static int eg_test_contains(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
 static EG_NOINLINE int eg_test_regex(eg_state_t *st, const eg_cond_t *c,
     eg_str_t s);
+static int eg_test_backend(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static int eg_test_present(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static int eg_test_none(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
 static int eg_test_cookies(eg_state_t *st, const eg_cond_t *c);
 static int eg_test_headers(eg_state_t *st, const eg_cond_t *c);
 static int eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text);
@@ -500,106 +506,122 @@ eg_cond_other(eg_state_t *st, const eg_cond_t *c)
 
 /* does one value satisfy the operator (before "not")? */
 
-static int
+static EG_INLINE int
 eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
-    int  rc;
-
-    switch (c->op) {
-
-    case EG_OP_IS:
-    case EG_OP_PREFIX:
-    case EG_OP_SUFFIX:
-        rc = eg_test_literal(c, s);
-        break;
-
-    case EG_OP_CONTAINS:
-        rc = eg_test_contains(c, s);
-        break;
-
-    case EG_OP_REGEX:
-        rc = eg_test_regex(st, c, s);
-        break;
-
-    case EG_OP_BACKEND:
-        rc = eg_backend_check(s, st->opts->backends, st->opts->nbackends)
-             != EG_BACKEND_OK;
-        break;
-
-    case EG_OP_PRESENT:
-        rc = 1;
-        break;
-
-    default: /* EG_OP_UNTRUSTED on a field other than client */
-        rc = 0;
-    }
-
-    if (rc) {
+    if (c->test(st, c, s)) {
         st->hit = s;
+        return 1;
     }
 
-    return rc;
+    return 0;
 }
 
 
-/* is, prefix, suffix: arguments are lower case */
+/* the test of a condition's operator, once per load */
+
+void
+eg_plan_test(eg_cond_t *c)
+{
+    switch (c->op) {
+    case EG_OP_IS:
+        c->test = eg_test_is;
+        break;
+    case EG_OP_PREFIX:
+        c->test = eg_test_prefix;
+        break;
+    case EG_OP_SUFFIX:
+        c->test = eg_test_suffix;
+        break;
+    case EG_OP_CONTAINS:
+        c->test = eg_test_contains;
+        break;
+    case EG_OP_REGEX:
+        c->test = eg_test_regex;
+        break;
+    case EG_OP_BACKEND:
+        c->test = eg_test_backend;
+        break;
+    case EG_OP_PRESENT:
+        c->test = eg_test_present;
+        break;
+    default: /* EG_OP_UNTRUSTED: eg_test_client() decides it */
+        c->test = eg_test_none;
+    }
+}
+
+
+/*
+ * is, prefix, suffix: arguments are lower case.  A value whose first
+ * (suffix: last) byte no argument has, or ("is") whose length none has,
+ * is out at once.
+ */
 
 static int
-eg_test_literal(const eg_cond_t *c, eg_str_t s)
+eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
-    size_t           i;
-    eg_str_t         part;
-    unsigned char    b, lb;
-    const eg_str_t  *a;
+    unsigned char    b;
+    const eg_str_t  *a, *end;
 
-    if (c->has_edge) {
-        if (s.len == 0) {
-            return 0;           /* every argument has a byte */
+    (void) st;
+
+    b = s.len ? s.data[0] : 0;
+
+    if (c->has_edge
+        && (s.len == 0 || !(c->edge[b >> 3] & (1 << (b & 7)))
+            || !((c->arg_lens >> (s.len < 63 ? s.len : 63)) & 1)))
+    {
+        return 0;
+    }
+
+    b = eg_lower(b);
+
+    for (a = c->args, end = a + c->nargs; a < end; a++) {
+        if (a->len != s.len) {
+            continue;
         }
 
-        b = c->op == EG_OP_SUFFIX ? s.data[s.len - 1] : s.data[0];
+        if (a->len == 0) {
+            return 1;           /* "" is the empty value */
+        }
 
-        if (!(c->edge[b >> 3] & (1 << (b & 7)))
-            || (c->op == EG_OP_IS
-                && !((c->arg_lens >> (s.len < 63 ? s.len : 63)) & 1)))
-        {
-            return 0;
+        if (a->data[0] == b && eg_ieq_lower(s, *a)) {
+            return 1;
         }
     }
 
-    /* lb: the byte each argument must end (suffix) or start with */
+    return 0;
+}
 
-    lb = s.len == 0 ? 0 : eg_lower(c->op == EG_OP_SUFFIX ? s.data[s.len - 1]
-                                                         : s.data[0]);
 
-    for (i = 0; i < c->nargs; i++) {
-        a = &c->args[i];
+static int
+eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    eg_str_t         part;
+    unsigned char    b;
+    const eg_str_t  *a, *end;
 
+    (void) st;
+
+    b = s.len ? s.data[0] : 0;
+
+    if (c->has_edge && (s.len == 0 || !(c->edge[b >> 3] & (1 << (b & 7))))) {
+        return 0;
+    }
+
+    b = eg_lower(b);
+
+    for (a = c->args, end = a + c->nargs; a < end; a++) {
         if (a->len == 0) {
-            if (c->op != EG_OP_IS || s.len == 0) {
-                return 1;
-            }
+            return 1;
+        }
+
+        if (s.len < a->len || a->data[0] != b) {
             continue;
         }
 
-        if (s.len < a->len || (c->op == EG_OP_IS && s.len != a->len)) {
-            continue;
-        }
-
+        part.data = s.data;
         part.len = a->len;
-
-        if (c->op == EG_OP_SUFFIX) {
-            if (a->data[a->len - 1] != lb) {
-                continue;
-            }
-            part.data = s.data + s.len - a->len;
-
-        } else {
-            if (a->data[0] != lb) {
-                continue;
-            }
-            part.data = s.data;
-        }
 
         if (eg_ieq_lower(part, *a)) {
             return 1;
@@ -611,9 +633,81 @@ eg_test_literal(const eg_cond_t *c, eg_str_t s)
 
 
 static int
-eg_test_contains(const eg_cond_t *c, eg_str_t s)
+eg_test_suffix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    eg_str_t         part;
+    unsigned char    b;
+    const eg_str_t  *a, *end;
+
+    (void) st;
+
+    b = s.len ? s.data[s.len - 1] : 0;
+
+    if (c->has_edge && (s.len == 0 || !(c->edge[b >> 3] & (1 << (b & 7))))) {
+        return 0;
+    }
+
+    b = eg_lower(b);
+
+    for (a = c->args, end = a + c->nargs; a < end; a++) {
+        if (a->len == 0) {
+            return 1;
+        }
+
+        if (s.len < a->len || a->data[a->len - 1] != b) {
+            continue;
+        }
+
+        part.data = s.data + s.len - a->len;
+        part.len = a->len;
+
+        if (eg_ieq_lower(part, *a)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int
+eg_test_backend(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    (void) c;
+
+    return eg_backend_check(s, st->opts->backends, st->opts->nbackends)
+           != EG_BACKEND_OK;
+}
+
+
+static int
+eg_test_present(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    (void) st;
+    (void) c;
+    (void) s;
+
+    return 1;
+}
+
+
+static int
+eg_test_none(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    (void) st;
+    (void) c;
+    (void) s;
+
+    return 0;
+}
+
+
+static int
+eg_test_contains(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
     size_t  i;
+
+    (void) st;
 
     for (i = 0; i < c->nargs; i++) {
         if (eg_icontains(s, c->args[i])) {
@@ -625,7 +719,7 @@ eg_test_contains(const eg_cond_t *c, eg_str_t s)
 }
 
 
-static int
+static EG_NOINLINE int
 eg_test_regex(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
     int  rc;

@@ -824,6 +824,7 @@ eg_parse_match(eg_parser_t *p, eg_token_t *t, size_t n)
         return -1;
     }
 
+    eg_plan_test(c);
     r->nconds++;
     return 0;
 }

@@ -248,12 +248,27 @@ static void eg_plan_edge(eg_cond_t *c);
 void
 eg_plan_build(eg_ruleset_t *rs)
 {
-    int         s, single;
-    size_t      i, j, k, l;
-    eg_rule_t  *r;
+    int            s, single;
+    size_t         i, j, k, l;
+    eg_rule_t     *r;
+    unsigned char  b;
     eg_cond_t  *c, *d;
     static const eg_str_t  cookie = eg_string("cookie");
     static const eg_str_t  ctype = eg_string("content-type");
+
+    /* the first bytes of wanted cookie names: a cookie whose name starts
+       otherwise is counted without looking for its '=' */
+
+    memset(rs->cookie_first, 0, sizeof(rs->cookie_first));
+
+    for (i = 0; i < rs->ncookie_names; i++) {
+        b = rs->cookie_lnames[i].data[0];
+        rs->cookie_first[b >> 3] |= (uint8_t) (1 << (b & 7));
+        if (b >= 'a' && b <= 'z') {
+            b -= 0x20;
+            rs->cookie_first[b >> 3] |= (uint8_t) (1 << (b & 7));
+        }
+    }
 
     rs->nhdr = 0;
     rs->hdr_overflow = 0;
@@ -274,6 +289,7 @@ eg_plan_build(eg_ruleset_t *rs)
             s = -1;
 
             eg_plan_edge(c);
+            eg_plan_test(c);
 
             switch (c->field) {
 
