@@ -44,15 +44,35 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found)
 {
+    uint32_t  present;
+
+    return eg_cookie_parse_wanted(headers, nheaders, out, cap, max, rs, found,
+                                  &present);
+}
+
+
+/*
+ * The same, and *present: bit j for each wanted name j (of the rule set's
+ * list, j < 32) that some examined cookie has; every bit when all cookies
+ * are kept.
+ */
+
+size_t
+eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present)
+{
     int                   want, all;
     unsigned char         c;
     size_t                i, j, n, kept;
+    uint32_t              bit;
     uint64_t              lens;
     eg_str_t              name;
     const unsigned char  *s, *end, *semi, *eq;
 
     n = 0;
     kept = 0;
+    *present = 0;
     all = (rs == NULL || rs->all_cookies);
     lens = all ? 0 : rs->cookie_name_lens;
 
@@ -132,6 +152,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
             /* most names differ in length from every wanted one */
 
             want = all;
+            bit = all ? ~(uint32_t) 0 : 0;
 
             if (!want && ((lens >> (name.len < 64 ? name.len : 0)) & 1)) {
                 for (j = 0; j < rs->ncookie_names; j++) {
@@ -141,6 +162,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
                         && eg_ieq_lower(name, rs->cookie_lnames[j]))
                     {
                         want = 1;
+                        bit = j < 32 ? (uint32_t) 1 << j : 0;
                         break;
                     }
                 }
@@ -155,6 +177,7 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
                     out[kept].value = eg_trim(eq + 1, semi);
                 }
                 kept++;
+                *present |= bit;
             }
 
             s = semi + 1;

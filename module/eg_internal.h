@@ -88,6 +88,9 @@ struct eg_rule_s {
     eg_cond_t             conds[EG_MAX_CONDS];
     size_t                nconds;
     uint32_t              need;      /* header slots a match requires */
+    uint32_t              need_cookies;  /* wanted cookie names, likewise */
+    size_t                min_path;  /* shorter paths cannot match */
+    size_t                min_query;
     const char           *file;
     unsigned              line;
 };
@@ -176,6 +179,9 @@ size_t eg_scope_select(const eg_ruleset_t *rs, eg_str_t path,
 size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found);
+size_t eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present);
 int eg_path_plain(eg_str_t path);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);

@@ -38,6 +38,7 @@ typedef struct eg_state_s {
     int                   json_rc;
     eg_str_t              hit;           /* the value that matched */
     uint32_t              present;       /* header slots the request has */
+    uint32_t              cookie_present;    /* wanted cookie names */
     uint64_t              memo_done;     /* shared regex results known */
     uint64_t              memo_res;
     size_t                first[EG_HDR_SLOTS];   /* per present slot */
@@ -79,6 +80,7 @@ static void eg_limit(eg_state_t *st, eg_limit_e limit);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
 static void eg_index_headers(eg_state_t *st);
 static size_t eg_first_header(eg_state_t *st, int slot, size_t *end);
+static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
 
@@ -119,6 +121,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.cond = NULL;
     st.json_rc = 0;
     st.present = 0;
+    st.cookie_present = 0;
     st.memo_done = 0;
     st.memo_res = 0;
 
@@ -157,8 +160,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
                 r = rs->rules[w * 64 + __builtin_ctzll(word)];
                 word &= word - 1;
 
-                /* a rule that needs a header the request lacks */
-                if (r->need & ~st.present) {
+                if (eg_rule_skipped(&st, r)) {
                     continue;
                 }
 
@@ -182,7 +184,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
         r = rs->rules[i];
 
-        if (r->action != EG_NOTE || (r->need & ~st.present)
+        if (r->action != EG_NOTE || eg_rule_skipped(&st, r)
             || !eg_rule_matches(&st, r, &m))
         {
             continue;
@@ -194,6 +196,36 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
             v->matches[v->nmatches++] = m;
         }
     }
+}
+
+
+/*
+ * A rule the request cannot match for what it lacks: a header, a cookie
+ * of a wanted name, a path or query long enough (eg_plan_build()).
+ */
+
+static EG_INLINE int
+eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
+{
+    if ((r->need & ~st->present)
+        || st->v->path.len < r->min_path
+        || st->v->query.len < r->min_query)
+    {
+        return 1;
+    }
+
+    if (r->need_cookies) {
+        /* the Cookie header is there (need): parse it, once; a limit the
+           parse meets is this rule's */
+        st->rule = r;
+        if (!eg_need_cookies(st)
+            || (r->need_cookies & ~st->cookie_present))
+        {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1240,8 +1272,8 @@ eg_need_cookies(eg_state_t *st)
     /* a few wanted cookies fit the caller's stack array; many copies of
        one (an attack) get room from the allocator and a second pass */
 
-    if (eg_cookie_parse_names(hdrs, n, st->cookies, EG_STACK_COOKIES, max,
-                              st->rs, &found)
+    if (eg_cookie_parse_wanted(hdrs, n, st->cookies, EG_STACK_COOKIES, max,
+                               st->rs, &found, &st->cookie_present)
         > max)
     {
         eg_limit(st, EG_LIMIT_COOKIES);

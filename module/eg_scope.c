@@ -244,6 +244,7 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
 
 static int eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname);
 static void eg_plan_edge(eg_cond_t *c);
+static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 
 void
 eg_plan_build(eg_ruleset_t *rs)
@@ -281,6 +282,9 @@ eg_plan_build(eg_ruleset_t *rs)
     for (i = 0; i < rs->nrules; i++) {
         r = rs->rules[i];
         r->need = 0;
+        r->need_cookies = 0;
+        r->min_path = 0;
+        r->min_query = 0;
 
         for (j = 0; j < r->nconds; j++) {
             c = &r->conds[j];
@@ -322,6 +326,10 @@ eg_plan_build(eg_ruleset_t *rs)
                 r->need |= (uint32_t) 1 << s;
             }
 
+            if (!c->negate) {
+                eg_plan_needs(rs, r, c);
+            }
+
             /* one value per request: a regex on it gives one answer */
 
             single = (c->field == EG_F_METHOD || c->field == EG_F_PATH
@@ -355,6 +363,66 @@ eg_plan_build(eg_ruleset_t *rs)
                 c->memo = rs->nmemo++;
             }
         }
+    }
+}
+
+
+/*
+ * What a positive line demands of the request: a cookie of a wanted name
+ * ("cookie:X-BEResource backend"), or a path or query of some length
+ * ("query contains X-Rps-CAT" needs nine bytes).  A request without it is
+ * not evaluated against the rule at all.
+ */
+
+static void
+eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
+{
+    size_t  j, min;
+
+    if (c->field == EG_F_COOKIE) {
+        for (j = 0; j < rs->ncookie_names && j < 32; j++) {
+            if (eg_ieq_lower(c->key, rs->cookie_lnames[j])) {
+                r->need_cookies |= (uint32_t) 1 << j;
+                break;
+            }
+        }
+        return;
+    }
+
+    if (c->field != EG_F_PATH && c->field != EG_F_QUERY) {
+        return;
+    }
+
+    switch (c->op) {
+
+    case EG_OP_REGEX:
+        min = c->minlen;
+        break;
+
+    case EG_OP_IS:
+    case EG_OP_PREFIX:
+    case EG_OP_SUFFIX:
+    case EG_OP_CONTAINS:
+        min = (size_t) -1;
+        for (j = 0; j < c->nargs; j++) {
+            if (c->args[j].len < min) {
+                min = c->args[j].len;
+            }
+        }
+        if (min == (size_t) -1) {
+            min = 0;
+        }
+        break;
+
+    default:
+        min = 0;
+    }
+
+    if (c->field == EG_F_PATH) {
+        r->min_path = min > r->min_path ? min : r->min_path;
+
+    } else {
+        r->min_query = min > r->min_query ? min : r->min_query;
     }
 }
 

@@ -117,6 +117,7 @@ void
 eg_record_fix(eg_record_t *rec)
 {
     rec->req.headers = rec->h;
+    rec->fh_rs = NULL;
 }
 
 
@@ -124,16 +125,44 @@ void
 eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
     const eg_alloc_t *alloc, eg_record_t *rec, eg_verdict_t *v)
 {
-    rec->req.body_state = (rec->body_state == EG_BODY_READ)
-                          ? EG_BODY_PENDING : rec->body_state;
+    size_t           i, k, nwant;
+    eg_request_t     req;
+    const eg_str_t  *want;
 
-    eg_eval(rs, &rec->req, opts, alloc, v);
+    /* as the module: only the headers rules read (nginx picks them by
+       its header hash, a superset of these); chosen once per rule set */
+
+    if (rec->fh_rs != rs) {
+        rec->fh_rs = rs;
+        rec->nfh = 0;
+        nwant = eg_ruleset_header_names(rs, &want);
+
+        for (i = 0; i < rec->req.nheaders; i++) {
+            for (k = 0; k < nwant || nwant == (size_t) -1; k++) {
+                if (nwant == (size_t) -1
+                    || eg_cookie_name_is(rec->req.headers[i].name, want[k]))
+                {
+                    rec->fh[rec->nfh++] = rec->req.headers[i];
+                    break;
+                }
+            }
+        }
+    }
+
+    req = rec->req;
+    req.headers = rec->fh;
+    req.nheaders = rec->nfh;
+
+    req.body_state = (rec->body_state == EG_BODY_READ)
+                     ? EG_BODY_PENDING : rec->body_state;
+
+    eg_eval(rs, &req, opts, alloc, v);
 
     if (v->need_body && v->action != EG_BLOCK
         && rec->body_state == EG_BODY_READ)
     {
-        rec->req.body_state = EG_BODY_READ;
-        eg_eval(rs, &rec->req, opts, alloc, v);
+        req.body_state = EG_BODY_READ;
+        eg_eval(rs, &req, opts, alloc, v);
     }
 }
 
@@ -247,6 +276,7 @@ eg_parse_record(unsigned char *s, size_t len, eg_record_t *rec)
     end = s + len;
     req->headers = rec->h;
     rec->body_state = EG_BODY_NONE;
+    rec->fh_rs = NULL;
 
     eol = memchr(s, '\n', end - s);
     if (eol == NULL) {

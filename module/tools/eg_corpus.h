@@ -19,6 +19,11 @@ typedef struct {
     eg_request_t          req;
     eg_header_t           h[EG_CORPUS_MAX_HEADERS];
     eg_body_e             body_state;   /* as sent: NONE or READ */
+
+    /* the headers the rules of fh_rs read, as the module passes them */
+    const eg_ruleset_t   *fh_rs;
+    eg_header_t           fh[EG_CORPUS_MAX_HEADERS];
+    size_t                nfh;
 } eg_record_t;
 
 
@@ -36,8 +41,8 @@ int eg_corpus_read(const char *path, int keep, eg_record_pt fn, void *data);
 void eg_record_fix(eg_record_t *rec);
 
 /*
- * As nginx: headers first; the body only when a rule asks for it and
- * nothing refused the request already.
+ * As nginx: only the headers rules read, headers first; the body only when
+ * a rule asks for it and nothing refused the request already.
  */
 void eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
     const eg_alloc_t *alloc, eg_record_t *rec, eg_verdict_t *v);
