@@ -82,7 +82,7 @@ static int
 eg_valid_host(eg_str_t host)
 {
     size_t                i, label;
-    unsigned char         c;
+    unsigned char         k;
     static const unsigned char  ok[256] = {
         ['-'] = 2, ['_'] = 1, ['.'] = 3,
         ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
@@ -109,33 +109,28 @@ eg_valid_host(eg_str_t host)
     label = 0;
 
     for (i = 0; i < host.len; i++) {
-        c = host.data[i];
+        k = ok[host.data[i]];
 
-        switch (ok[c]) {
-
-        case 1:
-            break;
-
-        case 2:
-            if (label == 0) {
+        if (k == 1) {                   /* the usual byte */
+            if (++label > EG_MAX_LABEL) {
                 return 0;
             }
-            break;
-
-        case 3:
-            if (label == 0 || host.data[i - 1] == '-') {
-                return 0;
-            }
-            label = 0;
             continue;
-
-        default:
-            return 0;
         }
 
-        if (++label > EG_MAX_LABEL) {
-            return 0;
+        if (k == 2) {                   /* '-', not first in a label */
+            if (label == 0 || ++label > EG_MAX_LABEL) {
+                return 0;
+            }
+            continue;
         }
+
+        if (k == 3 && label != 0 && host.data[i - 1] != '-') {
+            label = 0;                  /* '.' after a label */
+            continue;
+        }
+
+        return 0;
     }
 
     /* no empty last label (trailing dot), no trailing '-' */
