@@ -104,6 +104,26 @@ struct eg_rule_s {
 #define EG_NOINLINE
 #endif
 
+/* the index of the lowest set bit of a non-zero word */
+
+#if defined(__GNUC__)
+#define eg_ctz32(x)  ((unsigned) __builtin_ctz(x))
+#define eg_ctz64(x)  ((unsigned) __builtin_ctzll(x))
+#else
+static inline unsigned
+eg_ctz64(uint64_t x)
+{
+    unsigned  n;
+
+    for (n = 0; !(x & 1); n++) {
+        x >>= 1;
+    }
+
+    return n;
+}
+#define eg_ctz32(x)  eg_ctz64((uint64_t) (x))
+#endif
+
 #define EG_HDR_SLOTS  32
 #define EG_MEMO_MAX   64
 

@@ -157,7 +157,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
             word = bits[w] & ~notes[w];
 
             while (word) {
-                r = rs->rules[w * 64 + __builtin_ctzll(word)];
+                r = rs->rules[w * 64 + eg_ctz64(word)];
                 word &= word - 1;
 
                 if (eg_rule_skipped(&st, r)) {

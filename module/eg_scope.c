@@ -194,17 +194,20 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
         return sc->nwords;          /* no entry has an empty segment */
     }
 
-    m = sc->nentries <= 32 ? sc->bychar[seg.data[0]]
-                             & (sc->prefixes
-                                | (seg.len < 64 ? sc->bylen[seg.len] : 0))
-                           : 0;
+    /* the candidates: entries with the segment's first byte and, unless
+       they are prefixes, its length; all of them past 32 entries */
 
-    for (i = 0; i < sc->nentries; i++) {
+    if (sc->nentries <= 32) {
+        m = sc->bychar[seg.data[0]]
+            & (sc->prefixes | (seg.len < 64 ? sc->bylen[seg.len] : 0));
+
+    } else {
+        m = 0;
+    }
+
+    for (i = 0; sc->nentries <= 32 ? m != 0 : i < sc->nentries; i++) {
         if (sc->nentries <= 32) {
-            if (m == 0) {
-                break;
-            }
-            i = __builtin_ctz(m);
+            i = eg_ctz32(m);
             m &= m - 1;
         }
 
@@ -252,8 +255,8 @@ eg_plan_build(eg_ruleset_t *rs)
     int            s, single;
     size_t         i, j, k, l;
     eg_rule_t     *r;
+    eg_cond_t     *c, *d;
     unsigned char  b;
-    eg_cond_t  *c, *d;
     static const eg_str_t  cookie = eg_string("cookie");
     static const eg_str_t  ctype = eg_string("content-type");
 
