@@ -140,7 +140,7 @@ ngx_http_exchange_guard_log_write(ngx_http_request_t *r,
     tp = ngx_timeofday();
     ev.msec = (uint64_t) tp->sec * 1000 + tp->msec;
     ev.action = (char *) ctx->action_text.data;
-    ev.verdict = &ctx->verdict;
+    ev.verdict = ctx->verdict;
 
     ngx_http_exchange_guard_peer(r, &ip, &port);
     ev.source_ip.data = ip.data;
@@ -166,10 +166,10 @@ ngx_http_exchange_guard_log_write(ngx_http_request_t *r,
     ev.server_address.len = r->headers_in.server.len;
     ev.status = ctx->status;
 
-    if (ctx->verdict.path.data == NULL) {
+    if (ctx->verdict->path.data == NULL) {
         (void) eg_uri_normalize(ctx->req.target, lcf->options.decode_rounds,
-                                &ctx->alloc, &ctx->verdict.path,
-                                &ctx->verdict.query);
+                                &ctx->alloc, &ctx->verdict->path,
+                                &ctx->verdict->query);
     }
 
     buf = ngx_pnalloc(r->pool, eg_log_size(&ev));

@@ -279,13 +279,12 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* not ngx_pcalloc(): the verdict is large and eg_eval() sets it */
-
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    ctx->verdict = NULL;
     ctx->status = 0;
     ctx->reading = 0;
     ctx->decided = 0;
@@ -324,12 +323,14 @@ ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
     ngx_http_exchange_guard_ctx_t *ctx)
 {
-    eg_eval(lcf->rules, &ctx->req, &lcf->options, &ctx->alloc,
-            &ctx->verdict);
+    eg_verdict_t  v;
 
-    /* only requests that a rule must see the body of wait for it */
+    eg_eval(lcf->rules, &ctx->req, &lcf->options, &ctx->alloc, &v);
 
-    if (ctx->verdict.need_body && ctx->verdict.action != EG_BLOCK
+    /* only requests that a rule must see the body of wait for it (and are
+       evaluated again once it is read) */
+
+    if (v.need_body && v.action != EG_BLOCK
         && ctx->req.body_state == EG_BODY_PENDING)
     {
         return ngx_http_exchange_guard_read_body(r, lcf, ctx);
@@ -337,11 +338,19 @@ ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
 
     ctx->decided = 1;
 
-    if (ctx->verdict.action == EG_PASS
-        && ctx->verdict.limit == EG_LIMIT_NONE)
-    {
+    if (v.action == EG_PASS && v.limit == EG_LIMIT_NONE) {
         return NGX_DECLINED;
     }
+
+    /* the verdict of a request refused or logged outlives this call, for
+       the log line; a passing request's costs it no pool memory */
+
+    ctx->verdict = ngx_palloc(r->pool, sizeof(eg_verdict_t));
+    if (ctx->verdict == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    *ctx->verdict = v;
 
     return ngx_http_exchange_guard_decide(r, lcf, ctx);
 }
@@ -445,10 +454,10 @@ ngx_http_exchange_guard_decide(ngx_http_request_t *r,
 {
     ngx_uint_t  refuse;
 
-    refuse = ctx->verdict.action == EG_BLOCK
-             || (ctx->verdict.limit != EG_LIMIT_NONE && lcf->limit_block);
+    refuse = ctx->verdict->action == EG_BLOCK
+             || (ctx->verdict->limit != EG_LIMIT_NONE && lcf->limit_block);
 
-    if (!refuse && ctx->verdict.action == EG_PASS) {
+    if (!refuse && ctx->verdict->action == EG_PASS) {
         /* a limit was hit and "exchange_guard_limit_action pass" */
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "exchange_guard: inspection limit reached, "
@@ -491,7 +500,7 @@ ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
     eg_str_t             s;
     ngx_uint_t           i, j;
     const eg_rule_t     *rule;
-    eg_verdict_t        *v = &ctx->verdict;
+    eg_verdict_t        *v = ctx->verdict;
 
     ids = sizeof(",EG-LIMIT");
     cves = 0;

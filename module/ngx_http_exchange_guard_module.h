@@ -43,7 +43,7 @@ typedef struct {
 typedef struct {
     eg_request_t          req;
     eg_alloc_t            alloc;
-    eg_verdict_t          verdict;
+    eg_verdict_t         *verdict;      /* kept when refused or logged */
     ngx_uint_t            status;       /* 0: the request passes */
     unsigned              reading:1;    /* waiting for the request body */
     unsigned              decided:1;
