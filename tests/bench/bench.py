@@ -8,11 +8,11 @@
   2. wrk: throughput of bare nginx, the guard, the guard in detect mode,
      EOMT in nginx and ModSecurity + CRS (+ the EOMT SecRules), all
      listening at once on loopback in front of one fast upstream;
-     alternating rounds, each peer's requests/s as a ratio to the bare
-     proxy of the same round.
+     alternating rounds, each peer's run between two runs of the bare
+     proxy and its requests/s as a ratio to their mean.
   3. attack flood: wrk with attack requests only against the guard:
      refusals per second against the benign throughput of the bare proxy
-     of the same round; log lines against refusals.
+     runs around it; log lines against refusals.
   4. engine (tests/bench/eg_bench.c): ns and instructions per request over
      the corpora; ns against input size (cookie bytes, cookie count, URI,
      ECP JSON body), with log-log slopes.
@@ -71,7 +71,7 @@ FLOOD = "guard-flood"
 CPU_PROXY = "1"
 CPU_LOAD = "0"
 
-FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=10,
+FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=5,
             connections=50,
             sizes={"cookie-bytes": [1024, 2048, 4096, 8192, 16384, 32768,
                                     65536],
@@ -539,32 +539,54 @@ def bench_wrk(top, upstream, P):
                 "attack records of tests/corpus/attack/*.http with bodies "
                 "<= 2 KB that the guard refuses (%d)" % len(kept)))
 
-        order = PEERS + [FLOOD]
-        for rnd in range(P["rounds"]):
-            k = rnd % len(order)
-            this = order[k:] + order[:k]
-            out = {}
-            for name in this:
-                srv = guard if name == FLOOD else servers[name]
-                cpu0 = srv.cpu_seconds()
-                load0 = os.getloadavg()[0]
-                if name == FLOOD:
-                    before = guard.guard_lines()
-                    r = wrk(guard.port, attack_lua, P)
-                    time.sleep(0.5)
-                    r["log_lines"] = guard.guard_lines() - before
-                else:
-                    r = wrk(servers[name].port, mix_lua, P)
-                r["cpu_us"] = (srv.cpu_seconds() - cpu0) * 1e6 / max(
-                    1, r["requests"])
-                r["load"] = (load0 + os.getloadavg()[0]) / 2
-                out[name] = r
-                log("  round %d %-16s %9.0f req/s  %6.1f us CPU/req  "
-                    "load %.1f  non-2xx %d%s" % (
+        # every run of a peer is bracketed by two runs of the bare proxy,
+        # and its ratio taken to their mean: the machine's drift (requests/s
+        # of one server can move by 20 % over a few minutes here) cancels
+        # to first order instead of landing in the ratio
+        order = PEERS[1:] + [FLOOD]
+
+        def one(name):
+            srv = guard if name == FLOOD else servers[name]
+            cpu0 = srv.cpu_seconds()
+            load0 = os.getloadavg()[0]
+            if name == FLOOD:
+                before = guard.guard_lines()
+                r = wrk(guard.port, attack_lua, P)
+                time.sleep(0.5)
+                r["log_lines"] = guard.guard_lines() - before
+            else:
+                r = wrk(servers[name].port, mix_lua, P)
+            r["cpu_us"] = (srv.cpu_seconds() - cpu0) * 1e6 / max(
+                1, r["requests"])
+            r["load"] = (load0 + os.getloadavg()[0]) / 2
+            log("  round %d %-16s %9.0f req/s  %6.1f us CPU/req  "
+                "load %.1f  non-2xx %d%s" % (
                     rnd + 1, name, r["rps"], r["cpu_us"], r["load"],
                     r["non2xx"],
                     "  log lines %d" % r["log_lines"]
                     if "log_lines" in r else ""))
+            return r
+
+        for rnd in range(P["rounds"]):
+            k = rnd % len(order)
+            this = order[k:] + order[:k]
+            out = {}
+            bares = [one("bare")]
+            for name in this:
+                r = one(name)
+                bares.append(one("bare"))
+                r["ref_rps"] = (bares[-2]["rps"] + bares[-1]["rps"]) / 2
+                r["ref_cpu_us"] = (bares[-2]["cpu_us"]
+                                   + bares[-1]["cpu_us"]) / 2
+                out[name] = r
+            out["bare"] = {
+                "rps": statistics.median(b["rps"] for b in bares),
+                "cpu_us": statistics.median(b["cpu_us"] for b in bares),
+                "requests": sum(b["requests"] for b in bares),
+                "non2xx": sum(b["non2xx"] for b in bares),
+                "errors": sum(b["errors"] for b in bares),
+                "load": statistics.mean(b["load"] for b in bares),
+                "runs": len(bares)}
             res["rounds"].append(out)
 
         # log lines == refusals, exactly: every kept attack twice more
@@ -589,8 +611,8 @@ def bench_wrk(top, upstream, P):
     cpu = {p: [] for p in PEERS[1:] + [FLOOD]}
     for r in res["rounds"]:
         for p in ratios:
-            ratios[p].append(r[p]["rps"] / r["bare"]["rps"])
-            cpu[p].append(r[p]["cpu_us"] / r["bare"]["cpu_us"])
+            ratios[p].append(r[p]["rps"] / r[p]["ref_rps"])
+            cpu[p].append(r[p]["cpu_us"] / r[p]["ref_cpu_us"])
     res["ratios"] = {p: stats(v) for p, v in ratios.items()}
     res["cpu_ratios"] = {p: stats(v) for p, v in cpu.items()}
     res["cpu_us"] = {p: stats([r[p]["cpu_us"] for r in res["rounds"]])
@@ -930,8 +952,11 @@ def report(R, P, quick, elapsed, chart):
         a("")
         a("`wrk -t1 -c%d -d%ds --timeout 5s -s tests/bench/mix.lua` "
           "(Debian's wrk), %d round(s); in each round every peer once, the "
-          "order rotated from round to round; each peer's requests/s "
-          "divided by the bare proxy's of the same round. All five peers "
+          "order rotated from round to round, and each peer's run between "
+          "two runs of the bare proxy: its requests/s (and worker CPU per "
+          "request) divided by the mean of those two, so that the "
+          "machine's slow drift cancels instead of entering the ratio. The "
+          "bare column is the median of its runs. All five peers "
           "listen at the same time, each its own nginx (master + 1 "
           "worker) pinned with `taskset` to CPU %s; wrk and the upstream "
           "are pinned to CPU %s. access_log off in every peer. Target: "
@@ -1003,9 +1028,9 @@ def report(R, P, quick, elapsed, chart):
           "with a body of at most 2 KB, %d candidates; kept: the ones the "
           "guard answered 403 with one log line when sent once; generated "
           "into `build/bench/attack.lua`), same wrk options. Refusals/s "
-          "divided by the bare proxy's benign requests/s of the same "
-          "round. Target >= 1.0." % (W["flood_records"],
-                                     W["flood_candidates"]))
+          "divided by the mean of the bare proxy's benign requests/s in "
+          "the runs just before and after. Target >= 1.0." % (
+              W["flood_records"], W["flood_candidates"]))
         a("")
         a("| refusals/s median | ratio to bare benign: min | median | max "
           "| target |")
@@ -1167,7 +1192,7 @@ def report(R, P, quick, elapsed, chart):
     a("valgrind --tool=callgrind nginx -p DIR -c DIR/nginx.conf   "
       "# master_process off; daemon off;")
     a("callgrind_control -z PID; <send N requests>; callgrind_control -d PID")
-    a("taskset -c 0 wrk -t1 -c50 -d10s --timeout 5s -s tests/bench/mix.lua "
+    a("taskset -c 0 wrk -t1 -c50 -d5s --timeout 5s -s tests/bench/mix.lua "
       "http://127.0.0.1:PORT/")
     a("build/bench/eg-bench --rules 'rules/*.rules' corpus "
       "tests/corpus/legit/*.http")
