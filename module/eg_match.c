@@ -550,36 +550,25 @@ eg_test(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 }
 
 
-/* the test of a condition's operator, once per load */
+/* the test of a condition's operator, once per load; "untrusted" is
+   decided by eg_test_client(), on any other field it holds for nothing */
 
 void
 eg_plan_test(eg_cond_t *c)
 {
-    switch (c->op) {
-    case EG_OP_IS:
-        c->test = eg_test_is;
-        break;
-    case EG_OP_PREFIX:
-        c->test = eg_test_prefix;
-        break;
-    case EG_OP_SUFFIX:
-        c->test = eg_test_suffix;
-        break;
-    case EG_OP_CONTAINS:
-        c->test = eg_test_contains;
-        break;
-    case EG_OP_REGEX:
-        c->test = eg_test_regex;
-        break;
-    case EG_OP_BACKEND:
-        c->test = eg_test_backend;
-        break;
-    case EG_OP_PRESENT:
-        c->test = eg_test_present;
-        break;
-    default: /* EG_OP_UNTRUSTED: eg_test_client() decides it */
-        c->test = eg_test_none;
-    }
+    static const eg_test_pt  tests[] = {
+        [EG_OP_IS] = eg_test_is,
+        [EG_OP_PREFIX] = eg_test_prefix,
+        [EG_OP_SUFFIX] = eg_test_suffix,
+        [EG_OP_CONTAINS] = eg_test_contains,
+        [EG_OP_REGEX] = eg_test_regex,
+        [EG_OP_BACKEND] = eg_test_backend,
+        [EG_OP_PRESENT] = eg_test_present,
+        [EG_OP_UNTRUSTED] = eg_test_none
+    };
+
+    c->test = (size_t) c->op < sizeof(tests) / sizeof(tests[0])
+              && tests[c->op] ? tests[c->op] : eg_test_none;
 }
 
 
@@ -626,16 +615,17 @@ eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 }
 
 
-static int
-eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+/* prefix (tail 0) and suffix (tail 1): one body, specialized by the two
+   callers' constant */
+
+static EG_INLINE int
+eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
 {
     eg_str_t         part;
     unsigned char    b;
     const eg_str_t  *a, *end;
 
-    (void) st;
-
-    b = s.len ? s.data[0] : 0;
+    b = s.len ? s.data[tail ? s.len - 1 : 0] : 0;
 
     if (c->has_edge && (s.len == 0 || !(c->edge[b >> 3] & (1 << (b & 7))))) {
         return 0;
@@ -648,11 +638,11 @@ eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
             return 1;
         }
 
-        if (s.len < a->len || a->data[0] != b) {
+        if (s.len < a->len || a->data[tail ? a->len - 1 : 0] != b) {
             continue;
         }
 
-        part.data = s.data;
+        part.data = tail ? s.data + s.len - a->len : s.data;
         part.len = a->len;
 
         if (eg_ieq_lower(part, *a)) {
@@ -665,40 +655,20 @@ eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 
 
 static int
-eg_test_suffix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 {
-    eg_str_t         part;
-    unsigned char    b;
-    const eg_str_t  *a, *end;
-
     (void) st;
 
-    b = s.len ? s.data[s.len - 1] : 0;
+    return eg_test_end(c, s, 0);
+}
 
-    if (c->has_edge && (s.len == 0 || !(c->edge[b >> 3] & (1 << (b & 7))))) {
-        return 0;
-    }
 
-    b = eg_lower(b);
+static int
+eg_test_suffix(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
+{
+    (void) st;
 
-    for (a = c->args, end = a + c->nargs; a < end; a++) {
-        if (a->len == 0) {
-            return 1;
-        }
-
-        if (s.len < a->len || a->data[a->len - 1] != b) {
-            continue;
-        }
-
-        part.data = s.data + s.len - a->len;
-        part.len = a->len;
-
-        if (eg_ieq_lower(part, *a)) {
-            return 1;
-        }
-    }
-
-    return 0;
+    return eg_test_end(c, s, 1);
 }
 
 
