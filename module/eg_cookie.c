@@ -34,9 +34,9 @@ eg_cookie_parse(const eg_str_t *headers, size_t nheaders, eg_cookie_t *out,
 
 /*
  * The parse, keeping only cookies the rule set names (all when rs is NULL
- * or a rule reads every name), at most cap of them: a request pays for the cookies
- * the rules ask about, not for the dozen others a browser sends.  Returns
- * every cookie counted.
+ * or a rule reads every name), at most cap of them: a request pays for
+ * the cookies the rules ask about, not for the dozen others a browser
+ * sends.  Returns every cookie counted.
  */
 
 size_t

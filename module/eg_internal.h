@@ -148,9 +148,8 @@ struct eg_ruleset_s {
     pcre2_jit_stack      *jit_stack;
 
     /* the cookie names rules ask for: only those are kept when parsing */
-    eg_str_t             *cookie_names;
-    eg_str_t             *cookie_lnames;     /* the same, lower case */
-    eg_str_t             *cookie_block;      /* the allocation of both */
+    eg_str_t             *cookie_lnames;     /* lower case */
+    eg_str_t             *cookie_block;      /* their allocation */
     size_t                ncookie_names;
     uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
     uint8_t               cookie_first[32];  /* bit per first byte, both

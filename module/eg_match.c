@@ -13,13 +13,16 @@
 #include "eg_internal.h"
 
 
-#define EG_HAVE_PATH     1
-#define EG_HAVE_COOKIES  2
+#define EG_HAVE_COOKIES  1
+#define EG_HAVE_RAW      2
 #define EG_HAVE_URI_DEC  4
 #define EG_HAVE_LIMITS   8
 
 #define EG_MAX_COOKIE_HEADERS  64
 #define EG_STACK_COOKIES       16
+
+
+static const eg_str_t  eg_cookie_name = eg_string("cookie");
 
 
 typedef struct eg_state_s {
@@ -31,6 +34,8 @@ typedef struct eg_state_s {
     unsigned              have;
     eg_cookie_t          *cookies;
     size_t                ncookies;
+    size_t                ncookie_headers;   /* taken, within the bound */
+    size_t                cookie_bytes;      /* theirs, "; " included */
     eg_str_t              raw;           /* Cookie headers, joined */
     eg_str_t              uri_decoded;
     const eg_rule_t      *rule;
@@ -74,12 +79,14 @@ static int eg_form_body(eg_state_t *st);
 static int eg_test_multipart(eg_state_t *st, const eg_cond_t *c,
     eg_str_t body);
 static eg_str_t eg_query_text(eg_state_t *st);
-static void eg_need_path(eg_state_t *st);
+static void eg_normalize(eg_state_t *st);
 static int eg_need_cookies(eg_state_t *st);
+static int eg_raw_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
 static void eg_index_headers(eg_state_t *st);
-static size_t eg_first_header(eg_state_t *st, int slot, size_t *end);
+static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
+    int slot, eg_str_t lname, size_t *i);
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
@@ -113,6 +120,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.have = 0;
     st.cookies = cookies;
     st.ncookies = 0;
+    st.ncookie_headers = 0;
     st.raw.data = NULL;
     st.raw.len = 0;
     st.uri_decoded = st.raw;
@@ -137,7 +145,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
     /* the rules this path can meet: global ones and its segment's */
 
-    eg_need_path(&st);
+    eg_normalize(&st);
     notes = NULL;
     nwords = eg_scope_select(rs, v->path, bits, &notes);
 
@@ -147,7 +155,9 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
         for (i = 0; i < rs->nrules; i++) {
             r = rs->rules[i];
 
-            if (r->action != EG_NOTE && eg_rule_matches(&st, r, &m)) {
+            if (r->action != EG_NOTE && !eg_rule_skipped(&st, r)
+                && eg_rule_matches(&st, r, &m))
+            {
                 eg_match_found(&st, r, &m);
             }
         }
@@ -291,26 +301,41 @@ eg_index_headers(eg_state_t *st)
 
 
 /*
- * Where to look for a header of a slot: from the returned index to *end,
- * nothing when it is absent.  Without a slot: every header, and the
- * returned index matches none.
+ * The next header named lname (lower case) from *i on, NULL past the last.
+ * With a slot (not -1) only the slot's range is read, and its first
+ * header, known to have the name, is not compared again.
  */
 
-static size_t
-eg_first_header(eg_state_t *st, int slot, size_t *end)
+static EG_INLINE const eg_header_t *
+eg_next_header(eg_state_t *st, int slot, eg_str_t lname, size_t *i)
 {
-    *end = st->req->nheaders;
+    size_t              end;
+    const eg_header_t  *h;
 
-    if (slot < 0) {
-        return (size_t) -1;
+    end = st->req->nheaders;
+
+    if (slot >= 0) {
+        if (!(st->present & ((uint32_t) 1 << slot))) {
+            return NULL;
+        }
+
+        end = st->end[slot];
+
+        if (*i <= st->first[slot]) {
+            *i = st->first[slot] + 1;
+            return &st->req->headers[*i - 1];
+        }
     }
 
-    if (!(st->present & ((uint32_t) 1 << slot))) {
-        return *end;
+    while (*i < end) {
+        h = &st->req->headers[(*i)++];
+
+        if (eg_ieq_lower(h->name, lname)) {
+            return h;
+        }
     }
 
-    *end = st->end[slot];
-    return st->first[slot];
+    return NULL;
 }
 
 
@@ -415,6 +440,7 @@ eg_cond(eg_state_t *st, const eg_cond_t *c)
 /*
  * A field with one value per request (method, path, query, uri, cookies,
  * uri-decoded): sets *value, 0 when the request has none (no Cookie).
+ * The path and query are eg_eval()'s, normalized first.
  */
 
 static int
@@ -439,7 +465,7 @@ eg_single_value(eg_state_t *st, const eg_cond_t *c, eg_str_t *value)
         return 1;
 
     case EG_F_COOKIES:
-        if (!eg_need_cookies(st)) {
+        if (!eg_need_cookies(st) || !eg_raw_cookies(st)) {
             return 0;
         }
         *value = st->raw;
@@ -795,23 +821,13 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
 static int
 eg_test_headers(eg_state_t *st, const eg_cond_t *c)
 {
-    size_t              i, end, known, maxbytes;
+    size_t              i, maxbytes;
     const eg_header_t  *h;
 
     maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
                                           : EG_DEFAULT_MAX_HEADER_BYTES;
 
-    /* the first of a slot's headers is known to have the name */
-
-    known = eg_first_header(st, c->slot, &end);
-
-    for (i = c->slot < 0 ? 0 : known; i < end; i++) {
-        h = &st->req->headers[i];
-
-        if (i != known && !eg_ieq_lower(h->name, c->key)) {
-            continue;
-        }
-
+    for (i = 0; (h = eg_next_header(st, c->slot, c->key, &i)) != NULL; ) {
         if (h->value.len > maxbytes) {
             eg_limit(st, EG_LIMIT_HEADER_BYTES);
             continue;
@@ -912,7 +928,7 @@ eg_test_pairs(eg_state_t *st, const eg_cond_t *c, eg_str_t text)
 static int
 eg_form_body(eg_state_t *st)
 {
-    size_t              i, end, known;
+    size_t              i;
     eg_str_t            v;
     const eg_header_t  *h;
     static const eg_str_t  ct = eg_string("content-type");
@@ -923,28 +939,22 @@ eg_form_body(eg_state_t *st)
         return 0;
     }
 
-    /* the first of a slot's headers is known to have the name */
+    /* the first Content-Type, as ASP.NET reads it */
 
-    known = eg_first_header(st, st->rs->slot_ctype, &end);
-
-    for (i = st->rs->slot_ctype < 0 ? 0 : known; i < end; i++) {
-        h = &st->req->headers[i];
-
-        if (i != known && !eg_ieq_lower(h->name, ct)) {
-            continue;
-        }
-
-        v.data = h->value.data;
-        v.len = h->value.len < form.len ? h->value.len : form.len;
-        if (eg_str_ieq(v, form)) {
-            return 1;
-        }
-
-        v.len = h->value.len < multi.len ? h->value.len : multi.len;
-        return eg_str_ieq(v, multi) ? 2 : 0;
+    i = 0;
+    h = eg_next_header(st, st->rs->slot_ctype, ct, &i);
+    if (h == NULL) {
+        return 0;
     }
 
-    return 0;
+    v.data = h->value.data;
+    v.len = h->value.len < form.len ? h->value.len : form.len;
+    if (eg_str_ieq(v, form)) {
+        return 1;
+    }
+
+    v.len = h->value.len < multi.len ? h->value.len : multi.len;
+    return eg_str_ieq(v, multi) ? 2 : 0;
 }
 
 
@@ -1143,16 +1153,12 @@ eg_test_client(eg_state_t *st, const eg_cond_t *c)
 }
 
 
+/* the path and query as IIS reads them, first thing in every request */
+
 static void
-eg_need_path(eg_state_t *st)
+eg_normalize(eg_state_t *st)
 {
     unsigned  rounds;
-
-    if (st->have & EG_HAVE_PATH) {
-        return;
-    }
-
-    st->have |= EG_HAVE_PATH;
 
     rounds = st->opts->decode_rounds ? st->opts->decode_rounds
                                      : EG_DEFAULT_DECODE_ROUNDS;
@@ -1171,14 +1177,12 @@ eg_need_path(eg_state_t *st)
 static int
 eg_need_cookies(eg_state_t *st)
 {
-    size_t              i, n, end, known, bytes, max, maxbytes, found;
+    size_t              i, n, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
-    unsigned char      *p;
     const eg_header_t  *h;
-    static const eg_str_t  cookie = eg_string("cookie");
 
     if (st->have & EG_HAVE_COOKIES) {
-        return st->raw.data != NULL;
+        return st->ncookie_headers != 0;
     }
 
     st->have |= EG_HAVE_COOKIES;
@@ -1188,17 +1192,10 @@ eg_need_cookies(eg_state_t *st)
     n = 0;
     bytes = 0;
 
-    /* the first of a slot's headers is known to have the name */
-
-    known = eg_first_header(st, st->rs->slot_cookie, &end);
-
-    for (i = st->rs->slot_cookie < 0 ? 0 : known; i < end; i++) {
-        h = &st->req->headers[i];
-
-        if (i != known && !eg_ieq_lower(h->name, cookie)) {
-            continue;
-        }
-
+    for (i = 0; (h = eg_next_header(st, st->rs->slot_cookie, eg_cookie_name,
+                                    &i))
+                != NULL; )
+    {
         if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes) {
             eg_limit(st, EG_LIMIT_HEADER_BYTES);
             break;
@@ -1208,33 +1205,16 @@ eg_need_cookies(eg_state_t *st)
         bytes += h->value.len + 2;
     }
 
+    st->ncookie_headers = n;
+    st->cookie_bytes = bytes;
+
     if (n == 0) {
         return 0;
     }
 
-    /* "cookies" is the raw header as IIS's {HTTP_COOKIE}: several Cookie
-       headers are joined with "; " */
+    /* "cookies", the raw header, is joined only if a rule reads it */
 
-    if (n == 1) {
-        st->raw = hdrs[0];
-
-    } else {
-        p = st->alloc->alloc(st->alloc->ctx, bytes);
-        if (p == NULL) {
-            return 0;
-        }
-
-        st->raw.data = p;
-        for (i = 0; i < n; i++) {
-            if (i) {
-                *p++ = ';';
-                *p++ = ' ';
-            }
-            memcpy(p, hdrs[i].data, hdrs[i].len);
-            p += hdrs[i].len;
-        }
-        st->raw.len = p - st->raw.data;
-    }
+    st->raw = hdrs[0];
 
     max = st->opts->max_cookies ? st->opts->max_cookies
                                 : EG_DEFAULT_MAX_COOKIES;
@@ -1261,6 +1241,49 @@ eg_need_cookies(eg_state_t *st)
     }
 
     st->ncookies = found;
+    return 1;
+}
+
+
+/*
+ * "cookies" is the raw header as IIS's {HTTP_COOKIE}: several Cookie
+ * headers (the ones eg_need_cookies() took, within the byte bound) are
+ * joined with "; ", once.  0 when out of memory.
+ */
+
+static int
+eg_raw_cookies(eg_state_t *st)
+{
+    size_t              i, k;
+    unsigned char      *p;
+    const eg_header_t  *h;
+
+    if (st->ncookie_headers < 2 || (st->have & EG_HAVE_RAW)) {
+        return 1;
+    }
+
+    p = st->alloc->alloc(st->alloc->ctx, st->cookie_bytes);
+    if (p == NULL) {
+        return 0;
+    }
+
+    st->have |= EG_HAVE_RAW;
+    st->raw.data = p;
+
+    for (i = 0, k = 0; k < st->ncookie_headers
+                       && (h = eg_next_header(st, st->rs->slot_cookie,
+                                              eg_cookie_name, &i))
+                          != NULL; k++)
+    {
+        if (k) {
+            *p++ = ';';
+            *p++ = ' ';
+        }
+        memcpy(p, h->value.data, h->value.len);
+        p += h->value.len;
+    }
+
+    st->raw.len = p - st->raw.data;
     return 1;
 }
 

@@ -802,8 +802,6 @@ eg_parse_match(eg_parser_t *p, eg_token_t *t, size_t n)
 
     c = &r->conds[r->nconds];
     memset(c, 0, sizeof(eg_cond_t));
-    c->slot = -1;
-    c->memo = -1;
 
     if (eg_parse_field(p, c, t[1].s) != 0) {
         return -1;
@@ -824,7 +822,6 @@ eg_parse_match(eg_parser_t *p, eg_token_t *t, size_t n)
         return -1;
     }
 
-    eg_plan_test(c);
     r->nconds++;
     return 0;
 }
@@ -1115,9 +1112,9 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
         n += p->rules[i]->nconds;
     }
 
-    /* [0].len: the room n; [1..n]: names as written; [n+1..2n]: lower */
+    /* [0].len: the room n; [1..n]: the names */
 
-    *out = malloc((2 * n + 1) * sizeof(eg_str_t));
+    *out = malloc((n + 1) * sizeof(eg_str_t));
     if (*out == NULL) {
         return -1;
     }
@@ -1125,9 +1122,7 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
     (*out)[0].len = n;        /* the room, for the commit */
 
     if (rs->ncookie_names) {
-        memcpy(*out + 1, rs->cookie_names,
-               rs->ncookie_names * sizeof(eg_str_t));
-        memcpy(*out + 1 + n, rs->cookie_lnames,
+        memcpy(*out + 1, rs->cookie_lnames,
                rs->ncookie_names * sizeof(eg_str_t));
     }
 
@@ -1138,13 +1133,11 @@ eg_collect_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t **out)
 static void
 eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *block)
 {
-    size_t      i, j, k, n, room;
-    eg_str_t   *names, *lnames;
+    size_t      i, j, k, n;
+    eg_str_t   *lnames;
     eg_cond_t  *c;
 
-    room = block[0].len;
-    names = block + 1;
-    lnames = block + 1 + room;
+    lnames = block + 1;
     n = rs->ncookie_names;
 
     for (i = 0; i < p->nrules; i++) {
@@ -1159,32 +1152,24 @@ eg_commit_cookie_names(eg_ruleset_t *rs, eg_parser_t *p, eg_str_t *block)
                 continue;
             }
 
+            /* keys are lower case (eg_parse_field()) */
+
             for (k = 0; k < n; k++) {
-                if (eg_str_ieq(names[k], c->key)) {
+                if (eg_ieq_lower(c->key, lnames[k])) {
                     break;
                 }
             }
 
             if (k == n) {
-                /* the parser's copy of the key is lowered in place: the
-                   condition itself compares case-insensitively anyway */
-                lnames[n] = c->key;
-                names[n++] = c->key;
+                lnames[n++] = c->key;
                 rs->cookie_name_lens |= (c->key.len < 64)
                                         ? (uint64_t) 1 << c->key.len : 1;
             }
         }
     }
 
-    for (k = rs->ncookie_names; k < n; k++) {
-        for (i = 0; i < lnames[k].len; i++) {
-            ((unsigned char *) lnames[k].data)[i] = eg_lower(lnames[k].data[i]);
-        }
-    }
-
     free(rs->cookie_block);
     rs->cookie_block = block;
-    rs->cookie_names = names;
     rs->cookie_lnames = lnames;
     rs->ncookie_names = n;
 }

@@ -5,8 +5,8 @@
  *            [--json] FILE.http ...
  *
  * Each record of a corpus file (format: tests/corpus/README.md) is
- * evaluated as nginx would (eg_corpus.c): records with "expect=RULE" must be refused by
- * that rule, the others must pass.  Prints a line per mismatch and a
+ * evaluated as nginx would (eg_corpus.c): records with "expect=RULE" must
+ * be refused by that rule, the others must pass.  Prints a line per mismatch and a
  * summary "N passed, N failed"; with --json, the log line of every
  * refused or detected record.  Exit status 1 on any mismatch.
  */
