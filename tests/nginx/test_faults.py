@@ -19,6 +19,7 @@ Ends with "N passed, N failed".  Needs wrk (installed with apt-get if
 missing) and, for the tmpfs test, root.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -124,21 +125,39 @@ def hammer(port, seconds, nthreads=2):
     return statuses
 
 
-@suite.test
-def disk_full_tmpfs(workdir):
+@contextlib.contextmanager
+def tiny_disk(workdir):
+    """A 64 KB tmpfs mounted under workdir, 40 KB of it taken by a filler
+    file: yields the guard log's path on it and the filler's.  Afterwards
+    the log is kept as workdir/guard.jsonl.from-tmpfs and the tmpfs goes."""
     if os.geteuid() != 0:
         raise eg.Failure("needs root to mount a tmpfs")
     tiny = os.path.join(workdir, "tiny")
     os.makedirs(tiny)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tiny],
                    check=True)
-    servers = None
+    log = os.path.join(tiny, "guard.jsonl")
+    filler = os.path.join(tiny, "filler")
     try:
-        log = os.path.join(tiny, "guard.jsonl")
-        filler = os.path.join(tiny, "filler")
         with open(filler, "wb") as f:
             f.write(b"\0" * 40 * 1024)
-        servers = Servers(workdir, guard_log=log)
+        yield log, filler
+    finally:
+        try:
+            with open(log, "rb") as f, \
+                    open(os.path.join(workdir, "guard.jsonl.from-tmpfs"),
+                         "wb") as g:
+                g.write(f.read())
+        except OSError:
+            pass
+        if subprocess.run(["umount", tiny]).returncode != 0:
+            subprocess.run(["umount", "-l", tiny])
+
+
+@suite.test
+def disk_full_tmpfs(workdir):
+    with tiny_disk(workdir) as (log, filler), \
+            Servers(workdir, guard_log=log) as servers:
         front = servers.front
         workers = len(front.workers())
 
@@ -181,18 +200,6 @@ def disk_full_tmpfs(workdir):
             e = json.loads(l.decode("utf-8"))
             check(e["rule"]["id"] == "EG-PL-001", "rule %s" % e["rule"])
         print("     after freeing: %d lines before, %d new" % (n0, len(tail)))
-    finally:
-        if servers:
-            servers.__exit__()
-        keep = os.path.join(workdir, "guard.jsonl.from-tmpfs")
-        try:
-            with open(os.path.join(tiny, "guard.jsonl"), "rb") as f, \
-                    open(keep, "wb") as g:
-                g.write(f.read())
-        except OSError:
-            pass
-        if subprocess.run(["umount", tiny]).returncode != 0:
-            subprocess.run(["umount", "-l", tiny])
     return 4
 
 
@@ -200,19 +207,8 @@ def disk_full_tmpfs(workdir):
 def disk_full_leaves_only_whole_json_lines(workdir):
     """A write cut short by ENOSPC must not leave half a line that the next
     line is glued to: every line stays one JSON object."""
-    if os.geteuid() != 0:
-        raise eg.Failure("needs root to mount a tmpfs")
-    tiny = os.path.join(workdir, "tiny")
-    os.makedirs(tiny)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tiny],
-                   check=True)
-    servers = None
-    try:
-        log = os.path.join(tiny, "guard.jsonl")
-        filler = os.path.join(tiny, "filler")
-        with open(filler, "wb") as f:
-            f.write(b"\0" * 40 * 1024)
-        servers = Servers(workdir, guard_log=log, workers=1)
+    with tiny_disk(workdir) as (log, filler), \
+            Servers(workdir, guard_log=log, workers=1) as servers:
         front = servers.front
         # lines of varying length, so that one ends up cut at a page
         for i in range(200):
@@ -230,18 +226,6 @@ def disk_full_leaves_only_whole_json_lines(workdir):
         check(bad == 0, "%d of %d lines are not whole JSON lines after a "
               "full disk; the short write was: %s; e.g. %s" % (
                   bad, n, partial[:1], examples[:1]))
-    finally:
-        if servers:
-            servers.__exit__()
-        try:
-            with open(os.path.join(tiny, "guard.jsonl"), "rb") as f, \
-                    open(os.path.join(workdir, "guard.jsonl.from-tmpfs"),
-                         "wb") as g:
-                g.write(f.read())
-        except OSError:
-            pass
-        if subprocess.run(["umount", tiny]).returncode != 0:
-            subprocess.run(["umount", "-l", tiny])
     return 1
 
 

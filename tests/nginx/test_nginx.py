@@ -26,10 +26,14 @@ MARK = "X-EG-Test-Id"
 
 
 class Env:
-    """Simulator plus nginx, stopped together."""
+    """Simulator plus nginx, stopped together.  A configuration argument
+    may be a function of the simulator's port (a location of its own that
+    proxies to it)."""
 
     def __init__(self, workdir, **kw):
         self.sim = eg.Simulator(workdir)
+        kw = {k: v(self.sim.port) if callable(v) else v
+              for k, v in kw.items()}
         try:
             self.nginx = eg.Nginx(workdir, self.sim.port, **kw).start()
         except Exception:
@@ -586,17 +590,12 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
     http = ("exchange_guard on; exchange_guard_log %s/guard.jsonl; "
             "exchange_guard_rules %s; ignore_invalid_headers off; "
             % (workdir, few))
-    sim = eg.Simulator(workdir)
-    locations = ("location /many/ { exchange_guard_rules %s; "
-                 "proxy_pass http://127.0.0.1:%d; }" % (rules, sim.port))
+    def locations(port):
+        return ("location /many/ { exchange_guard_rules %s; "
+                "proxy_pass http://127.0.0.1:%d; }" % (rules, port))
+
     n = 0
-    try:
-        nginx = eg.Nginx(workdir, sim.port, http=http,
-                         locations=locations).start()
-    except Exception:
-        sim.stop()
-        raise
-    try:
+    with Env(workdir, http=http, locations=locations) as env:
         cases = [
             ("/many/a", [("x-hdr-39", "evil")], 403),
             ("/many/a", [("X-HDR-00", "good"), ("X-Hdr-00", "so evil")], 403),
@@ -608,13 +607,10 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
             ("/few/a", [("X-Two", "evil"), ("X-On", "evil")], 200),
         ]
         for path, headers, want in cases:
-            r = eg.request(nginx.port, "GET", path, headers)
+            r = eg.request(env.nginx.port, "GET", path, headers)
             check(r.status == want, "%s %s: status %d, want %d"
                   % (path, headers, r.status, want))
             n += 1
-    finally:
-        nginx.stop()
-        sim.stop()
     return n
 
 
