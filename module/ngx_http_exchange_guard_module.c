@@ -19,7 +19,8 @@ static ngx_http_exchange_guard_ctx_t *ngx_http_exchange_guard_get_ctx(
     ngx_http_request_t *r);
 static void ngx_http_exchange_guard_cleanup(void *data);
 static ngx_int_t ngx_http_exchange_guard_view(ngx_http_request_t *r,
-    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req);
+    ngx_http_exchange_guard_loc_conf_t *lcf,
+    ngx_http_exchange_guard_ctx_t *ctx);
 static uint64_t ngx_http_exchange_guard_header_filter(eg_ruleset_t *rules);
 static void *ngx_http_exchange_guard_alloc(void *ctx, size_t size);
 static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
@@ -299,7 +300,7 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
     cln->data = ctx;
     ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
 
-    if (ngx_http_exchange_guard_view(r, lcf, &ctx->req) != NGX_OK) {
+    if (ngx_http_exchange_guard_view(r, lcf, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -613,13 +614,15 @@ ngx_http_exchange_guard_alloc(void *ctx, size_t size)
 
 static ngx_int_t
 ngx_http_exchange_guard_view(ngx_http_request_t *r,
-    ngx_http_exchange_guard_loc_conf_t *lcf, eg_request_t *req)
+    ngx_http_exchange_guard_loc_conf_t *lcf, ngx_http_exchange_guard_ctx_t *ctx)
 {
-    ngx_uint_t        i, n;
-    eg_header_t      *h;
-    ngx_list_part_t  *part;
+    ngx_uint_t        i, n, cap;
+    eg_header_t      *h, *more;
+    eg_request_t     *req;
+    ngx_list_part_t  *part, *all;
     ngx_table_elt_t  *header;
 
+    req = &ctx->req;
     req->method.data = r->method_name.data;
     req->method.len = r->method_name.len;
     req->target.data = r->unparsed_uri.data;
@@ -627,17 +630,8 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
     req->client_addr.data = r->connection->addr_text.data;
     req->client_addr.len = r->connection->addr_text.len;
 
-    n = 0;
-    for (part = &r->headers_in.headers.part; part; part = part->next) {
-        n += part->nelts;
-    }
-
-    h = ngx_palloc(r->pool, (n ? n : 1) * sizeof(eg_header_t));
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    req->headers = h;
+    h = ctx->headers;
+    cap = sizeof(ctx->headers) / sizeof(ctx->headers[0]);
     n = 0;
 
     /*
@@ -645,7 +639,8 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
      * (headers_in.cookies array) and 1.23+ (headers_in.cookie chain), and
      * keeps every duplicate header as the back end would see it.  Only
      * the headers whose hash a rule's header name has are copied: the
-     * engine looks at no other (and compares the names itself).
+     * engine looks at no other (and compares the names itself).  They
+     * fit the context's room, or room for every header is taken.
      */
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
@@ -658,6 +653,22 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
                 continue;
             }
 
+            if (n == cap) {
+                cap = 0;
+                for (all = &r->headers_in.headers.part; all; all = all->next)
+                {
+                    cap += all->nelts;
+                }
+
+                more = ngx_palloc(r->pool, cap * sizeof(eg_header_t));
+                if (more == NULL) {
+                    return NGX_ERROR;
+                }
+
+                ngx_memcpy(more, h, n * sizeof(eg_header_t));
+                h = more;
+            }
+
             h[n].name.data = header[i].key.data;
             h[n].name.len = header[i].key.len;
             h[n].value.data = header[i].value.data;
@@ -666,6 +677,7 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
         }
     }
 
+    req->headers = h;
     req->nheaders = n;
     return NGX_OK;
 }

@@ -50,6 +50,7 @@ typedef struct {
     ngx_str_t             action_text;  /* $exchange_guard_action */
     ngx_str_t             rule_ids;     /* $exchange_guard_rule */
     ngx_str_t             cves;         /* $exchange_guard_cve */
+    eg_header_t           headers[8];   /* req.headers, unless more */
 } ngx_http_exchange_guard_ctx_t;
 
 

@@ -569,7 +569,8 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
     header hash): a name in any case, a second copy, a name with '_' that
     nginx hashes without it (underscores_in_headers off,
     ignore_invalid_headers off), and a set of more names than the engine
-    has slots for must all still reach the rules."""
+    has slots for must all still reach the rules, and so must more of
+    them than the module's context has room for."""
     rules = os.path.join(workdir, "hdr.rules")
     lines = []
     for i in range(40):
@@ -605,6 +606,13 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
             ("/few/a", [("X-ONE", "evil")], 403),
             ("/few/a", [("X-One", "ok"), ("x-one", "evil")], 403),
             ("/few/a", [("X-Two", "evil"), ("X-On", "evil")], 200),
+            # more headers that pass the filter than the module keeps
+            # room for in its context (8): the last one still counts
+            ("/few/a", [("X-One", "ok %d" % i) for i in range(20)]
+             + [("X-One", "evil")], 403),
+            ("/few/a", [("X-One", "ok %d" % i) for i in range(20)], 200),
+            ("/few/a", [("X-One", "ok"), ("Accept", "*/*")] * 10
+             + [("X_Under", "evil")], 403),
         ]
         for path, headers, want in cases:
             r = eg.request(env.nginx.port, "GET", path, headers)
