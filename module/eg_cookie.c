@@ -13,6 +13,13 @@
 
 #include "eg_internal.h"
 
+#if defined(__SSE2__) && !defined(EG_NO_SIMD)
+#include <emmintrin.h>
+#define EG_COOKIE_SSE2  1
+#else
+#define EG_COOKIE_SSE2  0
+#endif
+
 
 static size_t eg_space(const unsigned char *s, const unsigned char *e,
     int back);
@@ -51,141 +58,238 @@ eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
 }
 
 
+/* the parse's running state, for one part at a time */
+
+typedef struct {
+    eg_cookie_t         *out;
+    size_t               cap;
+    size_t               max;
+    size_t               n;         /* cookies counted */
+    size_t               kept;      /* wanted ones */
+    uint32_t             present;
+    int                  all;
+    uint64_t             lens;
+    const eg_ruleset_t  *rs;
+} eg_cookie_scan_t;
+
+
+static EG_NOINLINE void eg_cookie_part(eg_cookie_scan_t *cs,
+    const unsigned char *s, const unsigned char *semi);
+
+
 /*
  * The same, and *present: bit j for each wanted name j (of the rule set's
  * list, j < 32) that some examined cookie has; every bit when all cookies
  * are kept.
+ *
+ * The ';' are found 64 bytes at a time where SSE2 is.  A part whose name
+ * starts ("; name=") with a printable byte that no wanted name starts
+ * with is counted and left there: no '=' or white space can change that
+ * byte.  Every other part takes eg_cookie_part().
  */
+
+#define eg_cookie_next(cs, skip, part, semi)                                  \
+    do {                                                                      \
+        const unsigned char  *p_ = (part);                                    \
+                                                                              \
+        if ((skip) && p_ < (semi)) {                                          \
+            p_ += (*p_ == ' ' && p_ + 1 < (semi));                            \
+            if ((skip)[*p_]) {                                                \
+                (cs).n++;                                                     \
+                break;                                                        \
+            }                                                                 \
+        }                                                                     \
+        eg_cookie_part(&(cs), (part), (semi));                                \
+    } while (0)
 
 size_t
 eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found, uint32_t *present)
 {
-    int                   want, all;
-    unsigned char         c;
-    size_t                i, j, n, kept;
-    uint32_t              bit;
-    uint64_t              lens;
-    eg_str_t              name;
-    const unsigned char  *s, *end, *semi, *eq;
+    size_t                i;
+    const uint8_t        *skip;
+    eg_cookie_scan_t      cs;
+    const unsigned char  *s, *part, *end, *semi;
 
-    n = 0;
-    kept = 0;
-    *present = 0;
-    all = (rs == NULL || rs->all_cookies);
-    lens = all ? 0 : rs->cookie_name_lens;
+    cs.out = out;
+    cs.cap = cap;
+    cs.max = max;
+    cs.n = 0;
+    cs.kept = 0;
+    cs.present = 0;
+    cs.all = (rs == NULL || rs->all_cookies);
+    cs.lens = cs.all ? 0 : rs->cookie_name_lens;
+    cs.rs = rs;
+    skip = cs.all ? NULL : rs->cookie_skip;
 
     for (i = 0; i < nheaders; i++) {
         s = headers[i].data;
         end = s + headers[i].len;
+        part = s;
 
-        while (s < end) {
-            semi = memchr(s, ';', end - s);
-            if (semi == NULL) {
-                semi = end;
-            }
+#if (EG_COOKIE_SSE2)
+        {
+            uint64_t  m;
+            __m128i   semis, a, b, c, d;
 
-            if (!all) {
-                /* a name that starts with a printable byte no wanted name
-                   starts with: a cookie to count, nothing more (no '='
-                   or white space can change that first byte) */
+            semis = _mm_set1_epi8(';');
 
-                for (name.data = s; name.data < semi && *name.data == ' ';
-                     name.data++)
+            for ( /* void */ ; end - s >= 64; s += 64) {
+                a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s),
+                                   semis);
+                b = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 1),
+                                   semis);
+                c = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 2),
+                                   semis);
+                d = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 3),
+                                   semis);
+
+                if (!_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b),
+                                                    _mm_or_si128(c, d))))
                 {
-                    /* void */
+                    continue;
                 }
 
-                if (name.data < semi) {
-                    c = *name.data;
+                m = (uint64_t) (unsigned) _mm_movemask_epi8(a)
+                    | (uint64_t) (unsigned) _mm_movemask_epi8(b) << 16
+                    | (uint64_t) (unsigned) _mm_movemask_epi8(c) << 32
+                    | (uint64_t) (unsigned) _mm_movemask_epi8(d) << 48;
 
-                    if (c > 0x20 && c < 0x7f && c != '='
-                        && !(rs->cookie_first[c >> 3] & (1 << (c & 7))))
-                    {
-                        n++;
-                        s = semi + 1;
-                        continue;
-                    }
+                while (m) {
+                    semi = s + eg_ctz64(m);
+                    m &= m - 1;
+                    eg_cookie_next(cs, skip, part, semi);
+                    part = semi + 1;
                 }
             }
+        }
+#endif
 
-            eq = memchr(s, '=', semi - s);
+        while ((semi = memchr(s, ';', end - s)) != NULL) {
+            eg_cookie_next(cs, skip, part, semi);
+            part = semi + 1;
+            s = part;
+        }
 
-            if (eq == NULL) {
-                name = eg_trim(s, semi);
-
-                /* a part without '=' is a cookie with an empty name */
-
-                if (name.len) {
-                    n++;
-                    if (rs == NULL && kept < cap && n <= max) {
-                        out[kept].name.data = s;
-                        out[kept].name.len = 0;
-                        out[kept].value = name;
-                    }
-                    kept += (rs == NULL && n <= max);
-                }
-
-                s = semi + 1;
-                continue;
-            }
-
-            n++;
-
-            /* "; name=": the usual name is printable ASCII after spaces */
-
-            name.data = s;
-            while (name.data < eq && *name.data == ' ') {
-                name.data++;
-            }
-
-            name.len = eq - name.data;
-
-            if (name.len == 0
-                || (unsigned char) (name.data[0] - 0x21) >= 0x7f - 0x21
-                || (unsigned char) (eq[-1] - 0x21) >= 0x7f - 0x21)
-            {
-                name = eg_trim(s, eq);
-            }
-
-            /* most names differ in length from every wanted one */
-
-            want = all;
-            bit = all ? ~(uint32_t) 0 : 0;
-
-            if (!want && ((lens >> (name.len < 64 ? name.len : 0)) & 1)) {
-                for (j = 0; j < rs->ncookie_names; j++) {
-                    if (name.len == rs->cookie_lnames[j].len
-                        && (name.data[0] | 0x20)
-                           == (rs->cookie_lnames[j].data[0] | 0x20)
-                        && eg_ieq_lower(name, rs->cookie_lnames[j]))
-                    {
-                        want = 1;
-                        bit = j < 32 ? (uint32_t) 1 << j : 0;
-                        break;
-                    }
-                }
-            }
-
-            /* the first max cookies are examined; found counts the wanted
-               ones even past cap, so the caller can ask again with room */
-
-            if (want && n <= max) {
-                if (kept < cap) {
-                    out[kept].name = name;
-                    out[kept].value = eg_trim(eq + 1, semi);
-                }
-                kept++;
-                *present |= bit;
-            }
-
-            s = semi + 1;
+        if (part < end) {
+            eg_cookie_next(cs, skip, part, end);
         }
     }
 
-    *found = kept;
-    return n;
+    *found = cs.kept;
+    *present = cs.present;
+    return cs.n;
+}
+
+
+/* one part, s up to semi (';' or the end of the header) */
+
+static void
+eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
+    const unsigned char *semi)
+{
+    int                   want;
+    unsigned char         c;
+    size_t                j;
+    uint32_t              bit, pre;
+    eg_str_t              name;
+    const unsigned char  *eq, *p;
+    const eg_ruleset_t   *rs = cs->rs;
+
+    if (!cs->all && s < semi) {
+        /* a name whose first three bytes start no wanted name: counted */
+
+        p = s + (*s == ' ' && s + 1 < semi);
+        c = *p;
+
+        if (rs->ncookie_pre && semi - p >= 3 && c > 0x20 && c < 0x7f
+            && c != '=')
+        {
+            pre = eg_lower(p[0]) | (eg_lower(p[1]) << 8)
+                  | ((uint32_t) eg_lower(p[2]) << 16);
+
+            for (j = 0; j < rs->ncookie_pre; j++) {
+                if (pre == rs->cookie_pre[j]) {
+                    break;
+                }
+            }
+
+            if (j == rs->ncookie_pre) {
+                cs->n++;
+                return;
+            }
+        }
+    }
+
+    eq = memchr(s, '=', semi - s);
+
+    if (eq == NULL) {
+        name = eg_trim(s, semi);
+
+        /* a part without '=' is a cookie with an empty name */
+
+        if (name.len) {
+            cs->n++;
+            if (rs == NULL && cs->kept < cs->cap && cs->n <= cs->max) {
+                cs->out[cs->kept].name.data = s;
+                cs->out[cs->kept].name.len = 0;
+                cs->out[cs->kept].value = name;
+            }
+            cs->kept += (rs == NULL && cs->n <= cs->max);
+        }
+
+        return;
+    }
+
+    cs->n++;
+
+    /* "; name=": the usual name is printable ASCII after spaces */
+
+    name.data = s;
+    while (name.data < eq && *name.data == ' ') {
+        name.data++;
+    }
+
+    name.len = eq - name.data;
+
+    if (name.len == 0
+        || (unsigned char) (name.data[0] - 0x21) >= 0x7f - 0x21
+        || (unsigned char) (eq[-1] - 0x21) >= 0x7f - 0x21)
+    {
+        name = eg_trim(s, eq);
+    }
+
+    /* most names differ in length from every wanted one */
+
+    want = cs->all;
+    bit = cs->all ? ~(uint32_t) 0 : 0;
+
+    if (!want && ((cs->lens >> (name.len < 64 ? name.len : 0)) & 1)) {
+        for (j = 0; j < rs->ncookie_names; j++) {
+            if (name.len == rs->cookie_lnames[j].len
+                && (name.data[0] | 0x20)
+                   == (rs->cookie_lnames[j].data[0] | 0x20)
+                && eg_ieq_lower(name, rs->cookie_lnames[j]))
+            {
+                want = 1;
+                bit = j < 32 ? (uint32_t) 1 << j : 0;
+                break;
+            }
+        }
+    }
+
+    /* the first max cookies are examined; found counts the wanted ones
+       even past cap, so the caller can ask again with room */
+
+    if (want && cs->n <= cs->max) {
+        if (cs->kept < cs->cap) {
+            cs->out[cs->kept].name = name;
+            cs->out[cs->kept].value = eg_trim(eq + 1, semi);
+        }
+        cs->kept++;
+        cs->present |= bit;
+    }
 }
 
 

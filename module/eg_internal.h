@@ -74,10 +74,41 @@ typedef struct eg_cond_s {
     unsigned              has_edge;
     uint8_t               edge[32];  /* a bit per byte, both cases */
     uint64_t              arg_lens;  /* bit n: n bytes, bit 63: longer */
+
+    /* prefix, suffix with 9 to 32 arguments: bit i of bylast[b] for each
+       argument i whose first (suffix: last) byte is b, lower case */
+    uint32_t             *byedge;
 } eg_cond_t;
 
 #define EG_MAX_CONDS  16
 #define EG_MAX_CVES   16
+#define EG_MAX_PROBES  6
+
+
+/*
+ * A probe: a test of a few instructions that a request must pass for a
+ * rule to match, derived from one of its positive lines (eg_plan_build()).
+ * A request that fails one skips the rule, as it skips a rule whose
+ * header it lacks.
+ */
+
+typedef enum {
+    EG_PROBE_BYTE = 0,  /* the byte at pos (from the end: tail) is in set */
+    EG_PROBE_ANCHOR,    /* the value has one of the anchor bytes (mask) */
+    EG_PROBE_METHOD,    /* the method is one of mask's (negate: is not) */
+    EG_PROBE_TRUSTED    /* trusted networks are configured */
+} eg_probe_e;
+
+typedef struct {
+    uint8_t               kind;      /* eg_probe_e */
+    uint8_t               field;     /* eg_field_e */
+    uint8_t               tail;
+    uint8_t               negate;
+    int                   slot;      /* header: the header slot */
+    uint32_t              pos;
+    uint64_t              mask;      /* method names, anchors: bits */
+    uint8_t               set[32];   /* a bit per byte */
+} eg_probe_t;
 
 struct eg_rule_s {
     eg_str_t              id;
@@ -91,6 +122,8 @@ struct eg_rule_s {
     uint32_t              need_cookies;  /* wanted cookie names, likewise */
     size_t                min_path;  /* shorter paths cannot match */
     size_t                min_query;
+    eg_probe_t            probes[EG_MAX_PROBES];
+    size_t                nprobes;
     const char           *file;
     unsigned              line;
 };
@@ -152,8 +185,12 @@ struct eg_ruleset_s {
     eg_str_t             *cookie_block;      /* their allocation */
     size_t                ncookie_names;
     uint64_t              cookie_name_lens;  /* bit n: a name of n bytes */
-    uint8_t               cookie_first[32];  /* bit per first byte, both
-                                                cases (eg_plan_build) */
+    uint8_t               cookie_skip[256];  /* 1: a name starting with
+                                                this byte is not wanted */
+    uint32_t              cookie_pre[8];     /* the first three bytes of
+                                                each wanted name */
+    size_t                ncookie_pre;       /* 0: names too short, or too
+                                                many (eg_plan_build) */
     unsigned              all_cookies;   /* a rule reads every name */
 
     /* which rules can apply, by the first segment of the path */
@@ -171,6 +208,16 @@ struct eg_ruleset_s {
     int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same length */
     unsigned              hdr_overflow;  /* names past EG_HDR_SLOTS */
     int                   slot_cookie;   /* -1: no rule reads cookies */
+
+    /* what probes ask about once per request: the method names of
+       "method is" lines, the bytes of "contains" lines to look for */
+    eg_str_t              methods[64];   /* lower case */
+    uint64_t              method_words[64];  /* up to 8 bytes: packed */
+    size_t                nmethods;
+    uint8_t               anchor_field[64];
+    unsigned char         anchor_byte[64];
+    size_t                nanchors;
+
     int                   slot_ctype;    /* Content-Type, for forms */
     unsigned              nmemo;         /* shared regex results */
 };
@@ -210,6 +257,12 @@ static inline unsigned char
 eg_lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? (unsigned char) (c | 0x20) : c;
+}
+
+static inline unsigned char
+eg_upper(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') ? (unsigned char) (c & ~0x20) : c;
 }
 
 int eg_str_ieq(eg_str_t a, eg_str_t b);
@@ -256,6 +309,23 @@ eg_load_short(const unsigned char *p, size_t n)
     }
 
     return p[0];
+}
+
+
+/* a string of 1 to 8 bytes as one word, to compare with another of the
+   same length; 0 for "" */
+
+static EG_INLINE uint64_t
+eg_word(eg_str_t s)
+{
+    uint64_t  x;
+
+    if (s.len >= 8) {
+        memcpy(&x, s.data, 8);
+        return x;
+    }
+
+    return s.len ? eg_load_short(s.data, s.len) : 0;
 }
 
 

@@ -17,6 +17,7 @@
 #define EG_HAVE_RAW      2
 #define EG_HAVE_URI_DEC  4
 #define EG_HAVE_LIMITS   8
+#define EG_HAVE_METHOD   16
 
 #define EG_MAX_COOKIE_HEADERS  64
 #define EG_STACK_COOKIES       16
@@ -46,6 +47,9 @@ typedef struct eg_state_s {
     uint32_t              cookie_present;    /* wanted cookie names */
     uint64_t              memo_done;     /* shared regex results known */
     uint64_t              memo_res;
+    uint64_t              method;        /* its bit in rs->methods */
+    uint64_t              anchor_done;   /* anchors looked for */
+    uint64_t              anchor_res;    /* and found */
     size_t                first[EG_HDR_SLOTS];   /* per present slot */
     size_t                end[EG_HDR_SLOTS];     /* past the last one */
 } eg_state_t;
@@ -80,7 +84,8 @@ static int eg_test_multipart(eg_state_t *st, const eg_cond_t *c,
     eg_str_t body);
 static eg_str_t eg_query_text(eg_state_t *st);
 static void eg_normalize(eg_state_t *st);
-static int eg_need_cookies(eg_state_t *st);
+static EG_INLINE int eg_cookies(eg_state_t *st);
+static EG_NOINLINE int eg_need_cookies(eg_state_t *st);
 static int eg_raw_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
@@ -88,6 +93,9 @@ static void eg_index_headers(eg_state_t *st);
 static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
     int slot, eg_str_t lname, size_t *i);
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
+static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
+static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st, uint64_t mask);
+static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
 
@@ -132,6 +140,9 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.cookie_present = 0;
     st.memo_done = 0;
     st.memo_res = 0;
+    st.method = 0;
+    st.anchor_done = 0;
+    st.anchor_res = 0;
 
     st.rs = rs;
     st.req = req;
@@ -217,6 +228,8 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 static EG_INLINE int
 eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
 {
+    const eg_probe_t  *p, *end;
+
     if ((r->need & ~st->present)
         || st->v->path.len < r->min_path
         || st->v->query.len < r->min_query)
@@ -224,11 +237,17 @@ eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
         return 1;
     }
 
+    for (p = r->probes, end = p + r->nprobes; p < end; p++) {
+        if (!eg_probe(st, p)) {
+            return 1;
+        }
+    }
+
     if (r->need_cookies) {
         /* the Cookie header is there (need): parse it, once; a limit the
            parse meets is this rule's */
         st->rule = r;
-        if (!eg_need_cookies(st)
+        if (!eg_cookies(st)
             || (r->need_cookies & ~st->cookie_present))
         {
             return 1;
@@ -236,6 +255,138 @@ eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
     }
 
     return 0;
+}
+
+
+/* 0 when the request fails a probe of the rule (eg_plan_probes()) */
+
+static EG_INLINE int
+eg_probe(eg_state_t *st, const eg_probe_t *p)
+{
+    size_t              maxbytes;
+    eg_str_t            s;
+    unsigned char       b;
+    const eg_header_t  *h;
+
+    switch (p->kind) {
+
+    case EG_PROBE_BYTE:
+        switch (p->field) {
+        case EG_F_METHOD:
+            s = st->req->method;
+            break;
+        case EG_F_PATH:
+            s = st->v->path;
+            break;
+        case EG_F_QUERY:
+            s = st->v->query;
+            break;
+        case EG_F_URI:
+            s = st->req->target;
+            break;
+        default:
+            /* a header: its one value, if it has just one the rule reads
+               (a longer one is left for the rule, to report the limit) */
+            if (!(st->present & ((uint32_t) 1 << p->slot))
+                || st->end[p->slot] != st->first[p->slot] + 1)
+            {
+                return 1;
+            }
+            h = &st->req->headers[st->first[p->slot]];
+            maxbytes = st->opts->max_header_bytes
+                       ? st->opts->max_header_bytes
+                       : EG_DEFAULT_MAX_HEADER_BYTES;
+            if (h->value.len > maxbytes) {
+                return 1;
+            }
+            s = h->value;
+        }
+
+        if (s.len <= p->pos) {
+            return 0;
+        }
+
+        b = s.data[p->tail ? s.len - 1 - p->pos : p->pos];
+        return (p->set[b >> 3] >> (b & 7)) & 1;
+
+    case EG_PROBE_ANCHOR:
+        if ((st->anchor_done & p->mask) != p->mask) {
+            return eg_probe_anchors(st, p->mask) != 0;
+        }
+        return (st->anchor_res & p->mask) != 0;
+
+    case EG_PROBE_METHOD:
+        if (!(st->have & EG_HAVE_METHOD)) {
+            eg_probe_method(st);
+        }
+        return ((st->method & p->mask) != 0) != p->negate;
+
+    default: /* EG_PROBE_TRUSTED */
+        return st->opts->ntrusted != 0;
+    }
+}
+
+
+/* which of the anchors in mask the request has; each looked for once */
+
+static uint64_t
+eg_probe_anchors(eg_state_t *st, uint64_t mask)
+{
+    unsigned  k;
+    uint64_t  todo;
+    eg_str_t  s;
+
+    todo = mask & ~st->anchor_done;
+
+    while (todo) {
+        k = eg_ctz64(todo);
+        todo &= todo - 1;
+
+        switch (st->rs->anchor_field[k]) {
+        case EG_F_PATH:
+            s = st->v->path;
+            break;
+        case EG_F_QUERY:
+            s = st->v->query;
+            break;
+        default:
+            s = st->req->target;
+        }
+
+        if (s.len && memchr(s.data, st->rs->anchor_byte[k], s.len)) {
+            st->anchor_res |= (uint64_t) 1 << k;
+        }
+
+        st->anchor_done |= (uint64_t) 1 << k;
+    }
+
+    return st->anchor_res & mask;
+}
+
+
+static void
+eg_probe_method(eg_state_t *st)
+{
+    size_t               k;
+    uint64_t             w;
+    const eg_ruleset_t  *rs = st->rs;
+
+    st->have |= EG_HAVE_METHOD;
+
+    /* the method and the names as words: their first eight bytes */
+
+    w = eg_lower8(eg_word(st->req->method));
+
+    for (k = 0; k < rs->nmethods; k++) {
+        if (rs->methods[k].len == st->req->method.len
+            && rs->method_words[k] == w
+            && (rs->methods[k].len <= 8
+                || eg_ieq_lower(st->req->method, rs->methods[k])))
+        {
+            st->method = (uint64_t) 1 << k;
+            return;
+        }
+    }
 }
 
 
@@ -465,7 +616,7 @@ eg_single_value(eg_state_t *st, const eg_cond_t *c, eg_str_t *value)
         return 1;
 
     case EG_F_COOKIES:
-        if (!eg_need_cookies(st) || !eg_raw_cookies(st)) {
+        if (!eg_cookies(st) || !eg_raw_cookies(st)) {
             return 0;
         }
         *value = st->raw;
@@ -647,6 +798,7 @@ eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
 static EG_INLINE int
 eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
 {
+    uint32_t         m;
     eg_str_t         part;
     unsigned char    b;
     const eg_str_t  *a, *end;
@@ -658,6 +810,25 @@ eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
     }
 
     b = eg_lower(b);
+
+    if (c->byedge) {
+        /* no argument is empty (has_edge) */
+
+        for (m = c->byedge[b]; m; m &= m - 1) {
+            a = &c->args[eg_ctz32(m)];
+
+            if (s.len >= a->len) {
+                part.data = tail ? s.data + s.len - a->len : s.data;
+                part.len = a->len;
+
+                if (eg_ieq_lower(part, *a)) {
+                    return 1;
+                }
+            }
+        }
+
+        return 0;
+    }
 
     for (a = c->args, end = a + c->nargs; a < end; a++) {
         if (a->len == 0) {
@@ -795,7 +966,7 @@ eg_test_cookies(eg_state_t *st, const eg_cond_t *c)
 {
     size_t  i;
 
-    if (!eg_need_cookies(st)) {
+    if (!eg_cookies(st)) {
         return 0;
     }
 
@@ -1172,7 +1343,18 @@ eg_normalize(eg_state_t *st)
 }
 
 
-/* parse the Cookie headers once; 0 if there are none */
+/* the Cookie headers, parsed once; 0 if there are none */
+
+static EG_INLINE int
+eg_cookies(eg_state_t *st)
+{
+    if (st->have & EG_HAVE_COOKIES) {
+        return st->ncookie_headers != 0;
+    }
+
+    return eg_need_cookies(st);
+}
+
 
 static int
 eg_need_cookies(eg_state_t *st)
@@ -1180,10 +1362,6 @@ eg_need_cookies(eg_state_t *st)
     size_t              i, n, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
     const eg_header_t  *h;
-
-    if (st->have & EG_HAVE_COOKIES) {
-        return st->ncookie_headers != 0;
-    }
 
     st->have |= EG_HAVE_COOKIES;
 

@@ -247,7 +247,15 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
 
 static int eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname);
 static void eg_plan_edge(eg_cond_t *c);
+static void eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c);
 static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
+static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
+static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
+    const eg_cond_t *c);
+static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
+    const eg_cond_t *c);
+static void eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c);
+static unsigned eg_byte_weight(unsigned char b);
 
 void
 eg_plan_build(eg_ruleset_t *rs)
@@ -257,20 +265,32 @@ eg_plan_build(eg_ruleset_t *rs)
     eg_rule_t     *r;
     eg_cond_t     *c, *d;
     unsigned char  b;
+    const eg_str_t        *n;
     static const eg_str_t  cookie = eg_string("cookie");
     static const eg_str_t  ctype = eg_string("content-type");
 
-    /* the first bytes of wanted cookie names: a cookie whose name starts
-       otherwise is counted without looking for its '=' */
+    /* a cookie whose name starts with a printable byte no wanted name
+       starts with, or whose first three bytes start none, is counted
+       without looking for its '=' */
 
-    memset(rs->cookie_first, 0, sizeof(rs->cookie_first));
+    for (i = 0; i < 256; i++) {
+        rs->cookie_skip[i] = (i > 0x20 && i < 0x7f && i != '=' && i != ';');
+    }
+
+    rs->ncookie_pre = rs->ncookie_names <= 8 ? rs->ncookie_names : 0;
 
     for (i = 0; i < rs->ncookie_names; i++) {
-        b = rs->cookie_lnames[i].data[0];
-        rs->cookie_first[b >> 3] |= (uint8_t) (1 << (b & 7));
-        if (b >= 'a' && b <= 'z') {
-            b -= 0x20;
-            rs->cookie_first[b >> 3] |= (uint8_t) (1 << (b & 7));
+        n = &rs->cookie_lnames[i];
+        b = n->data[0];
+        rs->cookie_skip[b] = 0;
+        rs->cookie_skip[eg_upper(b)] = 0;
+
+        if (n->len < 3) {
+            rs->ncookie_pre = 0;
+
+        } else if (i < 8) {
+            rs->cookie_pre[i] = n->data[0] | (n->data[1] << 8)
+                                | ((uint32_t) n->data[2] << 16);
         }
     }
 
@@ -281,6 +301,8 @@ eg_plan_build(eg_ruleset_t *rs)
     rs->slot_cookie = -1;
     rs->slot_ctype = -1;
     rs->nmemo = 0;
+    rs->nmethods = 0;
+    rs->nanchors = 0;
 
     for (i = 0; i < rs->nrules; i++) {
         r = rs->rules[i];
@@ -296,6 +318,7 @@ eg_plan_build(eg_ruleset_t *rs)
             s = -1;
 
             eg_plan_edge(c);
+            eg_plan_byedge(rs, c);
             eg_plan_test(c);
 
             switch (c->field) {
@@ -366,6 +389,267 @@ eg_plan_build(eg_ruleset_t *rs)
                 c->memo = rs->nmemo++;
             }
         }
+
+        eg_plan_probes(rs, r);
+    }
+}
+
+
+/*
+ * The probes of a rule (eg_internal.h), from its lines in order: the
+ * method of "method is" and "method not is"; "client untrusted" without
+ * trusted networks; a byte or two at fixed places of "is", "prefix" and
+ * "suffix" on the method, path, query, uri or a header; an anchor byte of
+ * "contains" on the path, query or uri.  Each is a necessary condition:
+ * a request that fails it fails the line.
+ */
+
+static void
+eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
+{
+    size_t      j;
+    eg_cond_t  *c;
+
+    r->nprobes = 0;
+
+    for (j = 0; j < r->nconds && r->nprobes < EG_MAX_PROBES; j++) {
+        c = &r->conds[j];
+
+        if (c->field == EG_F_METHOD && c->op == EG_OP_IS) {
+            eg_plan_probe_method(rs, r, c);
+            continue;
+        }
+
+        if (c->negate) {
+            continue;
+        }
+
+        if (c->op == EG_OP_UNTRUSTED) {
+            memset(&r->probes[r->nprobes], 0, sizeof(eg_probe_t));
+            r->probes[r->nprobes++].kind = EG_PROBE_TRUSTED;
+            continue;
+        }
+
+        if (c->field == EG_F_HEADER ? c->slot < 0
+            : c->field != EG_F_METHOD && c->field != EG_F_PATH
+              && c->field != EG_F_QUERY && c->field != EG_F_URI)
+        {
+            continue;
+        }
+
+        if (c->op == EG_OP_CONTAINS) {
+            if (c->field != EG_F_HEADER) {
+                eg_plan_probe_anchor(rs, r, c);
+            }
+
+        } else if (c->has_edge) {
+            eg_plan_probe_bytes(r, c);
+        }
+    }
+
+}
+
+
+/* the method as one of the rule set's method names: exact, either way */
+
+static void
+eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
+{
+    size_t       i, k;
+    uint64_t     mask;
+    eg_probe_t  *p;
+
+    mask = 0;
+
+    for (i = 0; i < c->nargs; i++) {
+        for (k = 0; k < rs->nmethods; k++) {
+            if (rs->methods[k].len == c->args[i].len
+                && memcmp(rs->methods[k].data, c->args[i].data,
+                          c->args[i].len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k == rs->nmethods) {
+            if (k == sizeof(rs->methods) / sizeof(rs->methods[0])) {
+                return;
+            }
+            rs->methods[k] = c->args[i];
+            rs->method_words[k] = eg_word(c->args[i]);
+            rs->nmethods++;
+        }
+
+        mask |= (uint64_t) 1 << k;
+    }
+
+    p = &r->probes[r->nprobes++];
+    memset(p, 0, sizeof(eg_probe_t));
+    p->kind = EG_PROBE_METHOD;
+    p->negate = c->negate != 0;
+    p->mask = mask;
+}
+
+
+/* "contains": a byte of each argument that only itself matches (not a
+   letter), the rarest; none when an argument is all letters */
+
+static void
+eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
+{
+    size_t         i, j, k;
+    uint64_t       mask;
+    unsigned char  b, best;
+    eg_probe_t    *p;
+
+    mask = 0;
+
+    for (i = 0; i < c->nargs; i++) {
+        best = 0;
+
+        for (j = 0; j < c->args[i].len; j++) {
+            b = c->args[i].data[j];
+
+            if ((b < 'a' || b > 'z')
+                && (best == 0 || eg_byte_weight(b) < eg_byte_weight(best)))
+            {
+                best = b;
+            }
+        }
+
+        if (best == 0) {
+            return;
+        }
+
+        for (k = 0; k < rs->nanchors; k++) {
+            if (rs->anchor_field[k] == c->field && rs->anchor_byte[k] == best)
+            {
+                break;
+            }
+        }
+
+        if (k == rs->nanchors) {
+            if (k == sizeof(rs->anchor_byte)) {
+                return;
+            }
+            rs->anchor_field[k] = (uint8_t) c->field;
+            rs->anchor_byte[k] = best;
+            rs->nanchors++;
+        }
+
+        mask |= (uint64_t) 1 << k;
+    }
+
+    p = &r->probes[r->nprobes++];
+    memset(p, 0, sizeof(eg_probe_t));
+    p->kind = EG_PROBE_ANCHOR;
+    p->field = (uint8_t) c->field;
+    p->mask = mask;
+}
+
+
+/*
+ * "is", "prefix", "suffix": every argument is at least n bytes long, so
+ * the value has a byte at each of the first n places (suffix: last n),
+ * and it is one of the arguments' bytes there.  The two places whose
+ * bytes are rarest, and the later one on a tie: the first path segment
+ * has chosen the rules already.
+ */
+
+static void
+eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c)
+{
+    int            tail;
+    size_t         i, k, pos, n, min;
+    unsigned       w, weight[2];
+    uint32_t       best[2];
+    unsigned char  b;
+    uint8_t        seen[32];
+    eg_probe_t    *p;
+
+    tail = (c->op == EG_OP_SUFFIX);
+    min = (size_t) -1;
+
+    for (i = 0; i < c->nargs; i++) {
+        min = c->args[i].len < min ? c->args[i].len : min;
+    }
+
+    n = 0;
+    weight[0] = weight[1] = (unsigned) -1;
+    best[0] = best[1] = 0;
+
+    for (pos = 0; pos < min && pos < 256; pos++) {
+        memset(seen, 0, sizeof(seen));
+        w = 0;
+
+        for (i = 0; i < c->nargs; i++) {
+            b = c->args[i].data[tail ? c->args[i].len - 1 - pos : pos];
+
+            if (!(seen[b >> 3] & (1 << (b & 7)))) {
+                seen[b >> 3] |= (uint8_t) (1 << (b & 7));
+                w += eg_byte_weight(b) * ((b >= 'a' && b <= 'z') ? 2 : 1);
+            }
+        }
+
+        /* a place most values pass is no probe */
+
+        if (w > 40) {
+            continue;
+        }
+
+        if (w <= weight[0]) {
+            weight[1] = weight[0];
+            best[1] = best[0];
+            weight[0] = w;
+            best[0] = (uint32_t) pos;
+
+        } else if (w <= weight[1]) {
+            weight[1] = w;
+            best[1] = (uint32_t) pos;
+        }
+
+        n++;
+    }
+
+    for (k = 0; k < 2 && k < n && r->nprobes < EG_MAX_PROBES; k++) {
+        p = &r->probes[r->nprobes++];
+        memset(p, 0, sizeof(eg_probe_t));
+        p->kind = EG_PROBE_BYTE;
+        p->field = (uint8_t) c->field;
+        p->tail = (uint8_t) tail;
+        p->slot = c->slot;
+        p->pos = best[k];
+
+        for (i = 0; i < c->nargs; i++) {
+            b = c->args[i].data[tail ? c->args[i].len - 1 - best[k]
+                                     : best[k]];
+            p->set[b >> 3] |= (uint8_t) (1 << (b & 7));
+
+            if (b >= 'a' && b <= 'z') {
+                b -= 0x20;
+                p->set[b >> 3] |= (uint8_t) (1 << (b & 7));
+            }
+        }
+    }
+}
+
+
+/* about how often a byte is seen in a path or header value */
+
+static unsigned
+eg_byte_weight(unsigned char b)
+{
+    switch (b) {
+    case '/':
+        return 16;
+    case '.':
+    case '-':
+    case '=':
+    case '&':
+    case ' ':
+        return 6;
+    default:
+        return 1;
     }
 }
 
@@ -467,6 +751,38 @@ eg_plan_edge(eg_cond_t *c)
     }
 
     c->has_edge = 1;
+}
+
+
+/* the arguments of a long prefix or suffix list by their edge byte: a
+   value is compared with the few that can match, not with all */
+
+static void
+eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
+{
+    size_t         i;
+    unsigned char  b;
+
+    if (!c->has_edge || c->op == EG_OP_IS || c->nargs <= 8 || c->nargs > 32) {
+        c->byedge = NULL;
+        return;
+    }
+
+    /* the arguments do not change from one load to the next */
+
+    if (c->byedge == NULL) {
+        c->byedge = eg_mem_alloc(&rs->mem, 256 * sizeof(uint32_t));
+        if (c->byedge == NULL) {
+            return;
+        }
+    }
+
+    memset(c->byedge, 0, 256 * sizeof(uint32_t));
+
+    for (i = 0; i < c->nargs; i++) {
+        b = c->args[i].data[c->op == EG_OP_SUFFIX ? c->args[i].len - 1 : 0];
+        c->byedge[b] |= (uint32_t) 1 << i;
+    }
 }
 
 

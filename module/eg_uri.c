@@ -173,6 +173,40 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
  * bytes.  Most requests are like that and skip normalization entirely.
  */
 
+#if (EG_PATH_SSE2)
+
+/* sixteen bytes of a plain path; prev_*: the byte before is '/' or '.' */
+
+static EG_INLINE int
+eg_path_block(__m128i b, unsigned prev_sl, unsigned prev_dot)
+{
+    unsigned  bad, sl, dot;
+
+    /* signed: 8-bit bytes are negative, below 0x21 too */
+
+    bad = _mm_movemask_epi8(_mm_or_si128(
+              _mm_or_si128(
+                  _mm_cmplt_epi8(b, _mm_set1_epi8(0x21)),
+                  _mm_cmpeq_epi8(b, _mm_set1_epi8(0x7f))),
+              _mm_or_si128(
+                  _mm_or_si128(
+                      _mm_cmpeq_epi8(b, _mm_set1_epi8('%')),
+                      _mm_cmpeq_epi8(b, _mm_set1_epi8('('))),
+                  _mm_or_si128(
+                      _mm_cmpeq_epi8(b, _mm_set1_epi8(':')),
+                      _mm_cmpeq_epi8(b, _mm_set1_epi8('\\'))))));
+
+    sl = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('/')));
+    dot = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('.')));
+
+    return !(bad
+             || (sl & ((sl << 1) | prev_sl | (dot << 1) | prev_dot))
+             || (dot & ((sl << 1) | prev_sl)));
+}
+
+#endif
+
+
 int
 eg_path_plain(eg_str_t path)
 {
@@ -186,57 +220,34 @@ eg_path_plain(eg_str_t path)
 #if (EG_PATH_SSE2)
     {
         unsigned char  buf[16];
-        unsigned       bad, sl, dot, prev_sl, prev_dot, n;
+        unsigned       n, last;
         __m128i        b;
 
         /*
          * Sixteen bytes at a time: no byte IIS would rewrite or decode
          * (control bytes, space, '%', '(', ':', '\', DEL, 8-bit), and no
-         * "//", "/.", "./" (a mask shifted by one is "the byte before").
-         * The tail is copied into a buffer padded with 'a'.
+         * "//", "/.", "./".  A path of 16 bytes or more ends with the last
+         * sixteen (overlapping the block before); a shorter one is copied
+         * into a buffer padded with 'a'.
          */
 
-        prev_sl = 0;
-        prev_dot = 0;
+        if (path.len < 16) {
+            memset(buf, 'a', 16);
+            memcpy(buf, s, path.len);
+            b = _mm_loadu_si128((const __m128i *) buf);
+            return eg_path_block(b, 0, 0) && s[path.len - 1] != '.';
+        }
+
+        last = (unsigned) (path.len - 16);
 
         for (i = 0; i < path.len; i += 16) {
-            n = path.len - i < 16 ? (unsigned) (path.len - i) : 16;
+            n = i < last ? (unsigned) i : last;
+            b = _mm_loadu_si128((const __m128i *) (s + n));
 
-            if (n == 16) {
-                b = _mm_loadu_si128((const __m128i *) (s + i));
-
-            } else {
-                memset(buf, 'a', 16);
-                memcpy(buf, s + i, n);
-                b = _mm_loadu_si128((const __m128i *) buf);
-            }
-
-            /* signed: 8-bit bytes are negative, below 0x21 too */
-
-            bad = _mm_movemask_epi8(_mm_or_si128(
-                      _mm_or_si128(
-                          _mm_cmplt_epi8(b, _mm_set1_epi8(0x21)),
-                          _mm_cmpeq_epi8(b, _mm_set1_epi8(0x7f))),
-                      _mm_or_si128(
-                          _mm_or_si128(
-                              _mm_cmpeq_epi8(b, _mm_set1_epi8('%')),
-                              _mm_cmpeq_epi8(b, _mm_set1_epi8('('))),
-                          _mm_or_si128(
-                              _mm_cmpeq_epi8(b, _mm_set1_epi8(':')),
-                              _mm_cmpeq_epi8(b, _mm_set1_epi8('\\'))))));
-
-            sl = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('/')));
-            dot = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('.')));
-
-            if (bad
-                || (sl & ((sl << 1) | prev_sl | (dot << 1) | prev_dot))
-                || (dot & ((sl << 1) | prev_sl)))
+            if (!eg_path_block(b, n && s[n - 1] == '/', n && s[n - 1] == '.'))
             {
                 return 0;
             }
-
-            prev_sl = (sl >> (n - 1)) & 1;
-            prev_dot = (dot >> (n - 1)) & 1;
         }
 
         /* a final '.' is dropped by IIS */

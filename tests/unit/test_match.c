@@ -37,6 +37,8 @@ static void test_report(void);
 static void test_notes(void);
 static void test_cookie_filter(void);
 static void test_alloc_failure(void);
+static void test_probes(void);
+static void test_long_lists(void);
 
 
 #define RULES(text)  rules(text, __FILE__, __LINE__)
@@ -1177,6 +1179,161 @@ test_alloc_failure(void)
 }
 
 
+/*
+ * Probes (eg_plan_probes()) skip a rule only when it cannot match: a byte
+ * at a fixed place of "is", "prefix", "suffix"; an anchor byte of
+ * "contains"; the method; "untrusted" without trusted networks.  Each
+ * case below is decided both ways, and a header sent twice is read in
+ * full whatever its first copy says.
+ */
+
+static void
+test_probes(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_cidr_t         net;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-UA", "block",
+                    "    match header:User-Agent prefix antSword/ "
+                    "ExchangeServicesClient/0.0.0.0\n")
+               RULE("T-M", "block",
+                    "    match method not is GET HEAD OPTIONS\n"
+                    "    match path prefix /owa/auth/\n")
+               RULE("T-MI", "block",
+                    "    match method is PROPFIND\n")
+               RULE("T-AT", "block",
+                    "    match path contains @ /x-\n"
+                    "    match query contains X-Rps-CAT\n")
+               RULE("T-U", "block",
+                    "    match client untrusted\n"
+                    "    match path is /ecp/\n")
+               RULE("T-SX", "block",
+                    "    match uri suffix .aspx\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* byte probes on a header, in either case; a second copy */
+
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "ANTSWORD/2.1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-UA");
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent",
+                    "ExchangeServicesClient/15.0", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "Mozilla/5.0",
+                    "user-agent", "antSword/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-UA");
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "antSwor", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* the method, "not is" and "is", any case */
+
+    eg_eval(rs, req(&r, "POST", "/OWA/Auth/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-M");
+    eg_eval(rs, req(&r, "get", "/owa/auth/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/owa/authx/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "PropFind", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-MI");
+    eg_eval(rs, req(&r, "PROPFINDX", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* anchors: any of the arguments' bytes; the query decoded */
+
+    eg_eval(rs, req(&r, "GET", "/a/b@c?x-rps-cat=1", NULL), &opts, alloc,
+            &v);
+    CHECK_IDS(&v, "T-AT");
+    eg_eval(rs, req(&r, "GET", "/a/X-b?%58%2dRps-Cat", NULL), &opts, alloc,
+            &v);
+    CHECK_IDS(&v, "T-AT");
+    eg_eval(rs, req(&r, "GET", "/a/b?X-Rps-CAT", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/a/b@c?XRpsCAT", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* untrusted: nobody, until trusted networks are configured */
+
+    eg_eval(rs, req(&r, "GET", "/ecp/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    CHECK_INT(eg_cidr_parse(eg_test_s("10.0.0.0/8"), &net), 0);
+    opts.trusted = &net;
+    opts.ntrusted = 1;
+    eg_eval(rs, req(&r, "GET", "/ECP/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-U");
+    opts.ntrusted = 0;
+
+    /* a suffix of the raw target */
+
+    eg_eval(rs, req(&r, "GET", "/owa/x.ASPX", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-SX");
+    eg_eval(rs, req(&r, "GET", "/owa/x.aspx?", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* prefix and suffix lists long enough to be looked up by their edge byte */
+
+static void
+test_long_lists(void)
+{
+    char              idbuf[256];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-S", "block",
+                    "    match path suffix .js .css .ico .gif .png .jpg "
+                    ".jpeg .htm .html .eot .ttf .woff .woff2 .svg .dat "
+                    ".manifest .t\n")
+               RULE("T-P", "block",
+                    "    match path prefix /a1/ /a2/ /a3/ /b/ /c/ /d/ /e/ "
+                    "/f/ /g/ /h/ /aa\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/x/y.WOFF2", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S");
+    eg_eval(rs, req(&r, "GET", "/x/app.Manifest", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S");
+    eg_eval(rs, req(&r, "GET", "/x/y.dat", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S");
+    eg_eval(rs, req(&r, "GET", "/x/GetList", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/x/y.t", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S");
+    eg_eval(rs, req(&r, "GET", "/t", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/x/y.woff3", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    eg_eval(rs, req(&r, "GET", "/A3/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P");
+    eg_eval(rs, req(&r, "GET", "/aaa", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P");
+    eg_eval(rs, req(&r, "GET", "/a4/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -1197,6 +1354,8 @@ main(void)
     EG_RUN(test_notes);
     EG_RUN(test_cookie_filter);
     EG_RUN(test_alloc_failure);
+    EG_RUN(test_probes);
+    EG_RUN(test_long_lists);
 
     return eg_test_done();
 }
