@@ -72,7 +72,7 @@ CPU_PROXY = "1"
 CPU_LOAD = "0"
 
 FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=5,
-            connections=50,
+            pairs=15, pair_duration=2, connections=50,
             sizes={"cookie-bytes": [1024, 2048, 4096, 8192, 16384, 32768,
                                     65536],
                    "cookie-count": [10, 30, 100, 250, 260, 300, 1000,
@@ -81,7 +81,7 @@ FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=5,
                    "json": [1024, 4096, 16384, 65536, 262144, 1048576]},
             min_ms=20, repeat=5, cg_passes=5)
 QUICK = dict(cg_n=20, cg_mix_cycles=2, rounds=1, duration=2,
-             connections=50,
+             pairs=2, pair_duration=1, connections=50,
              sizes={"cookie-bytes": [1024, 8192, 65536],
                     "cookie-count": [10, 300, 2000],
                     "uri": [1024, 4096, 16384],
@@ -455,9 +455,10 @@ def cg_annotate(path, top=30):
 
 # ------------------------------------------------------------ 2-3. wrk
 
-def wrk(port, script, P, cpu=CPU_LOAD):
+def wrk(port, script, P, cpu=CPU_LOAD, duration=None):
     cmd = ["taskset", "-c", cpu, "wrk", "-t1", "-c%d" % P["connections"],
-           "-d%ds" % P["duration"], "--timeout", "5s", "-s", script,
+           "-d%ds" % (duration or P["duration"]), "--timeout", "5s", "-s",
+           script,
            "http://127.0.0.1:%d/" % port]
     p = run(cmd)
     out = p.stdout.decode("utf-8", "replace")
@@ -589,6 +590,33 @@ def bench_wrk(top, upstream, P):
                 "runs": len(bares)}
             res["rounds"].append(out)
 
+        # the throughput target's own measurement: many short runs of the
+        # guard, each between two runs of the bare proxy (B G B G ... B),
+        # so that a ratio compares runs seconds apart, and enough of them
+        # that their median is not one unlucky run
+        def short(name):
+            srv = servers[name]
+            cpu0 = srv.cpu_seconds()
+            r = wrk(srv.port, mix_lua, P, duration=P["pair_duration"])
+            r["cpu_us"] = (srv.cpu_seconds() - cpu0) * 1e6 / max(
+                1, r["requests"])
+            return r
+
+        pairs = []
+        prev = short("bare")
+        for i in range(P["pairs"]):
+            g = short("guard")
+            b = short("bare")
+            pairs.append({"rps": g["rps"], "cpu_us": g["cpu_us"],
+                          "non2xx": g["non2xx"], "errors": g["errors"],
+                          "ref_rps": (prev["rps"] + b["rps"]) / 2,
+                          "ref_cpu_us": (prev["cpu_us"] + b["cpu_us"]) / 2})
+            log("  pair %2d guard %9.0f req/s, bare around it %9.0f: %.3f"
+                % (i + 1, g["rps"], pairs[-1]["ref_rps"],
+                   g["rps"] / pairs[-1]["ref_rps"]))
+            prev = b
+        res["pairs"] = pairs
+
         # log lines == refusals, exactly: every kept attack twice more
         before = guard.guard_lines()
         c403 = 0
@@ -613,6 +641,10 @@ def bench_wrk(top, upstream, P):
         for p in ratios:
             ratios[p].append(r[p]["rps"] / r[p]["ref_rps"])
             cpu[p].append(r[p]["cpu_us"] / r[p]["ref_cpu_us"])
+    res["pair_ratios"] = stats([q["rps"] / q["ref_rps"]
+                                for q in res["pairs"]])
+    res["pair_cpu_ratios"] = stats([q["cpu_us"] / q["ref_cpu_us"]
+                                    for q in res["pairs"]])
     res["ratios"] = {p: stats(v) for p, v in ratios.items()}
     res["cpu_ratios"] = {p: stats(v) for p, v in cpu.items()}
     res["cpu_us"] = {p: stats([r[p]["cpu_us"] for r in res["rounds"]])
@@ -981,11 +1013,39 @@ def report(R, P, quick, elapsed, chart):
             c = W["cpu_ratios"][p]
             tgt = ""
             if p == "guard":
-                tgt = "met" if q["median"] >= 0.97 else "missed"
+                tgt = "see below"
             a("| %s | %.0f | %.3f | **%.3f** | %.3f | %s | %s | %.1f | %.3f "
               "| %.3f | %.3f |" % (
                   p, rps["median"], q["min"], q["median"], q["max"], nb, tgt,
                   cu, c["min"], c["median"], c["max"]))
+        a("")
+        Q, QC = W["pair_ratios"], W["pair_cpu_ratios"]
+        a("The throughput target is judged on its own measurement, made "
+          "after the rounds: %d runs of the guard of %d s each, each "
+          "between two runs of the bare proxy (bare, guard, bare, guard, "
+          "..., bare), each guard run's requests/s divided by the mean of "
+          "the two bare runs around it. Short runs side by side compare "
+          "the two proxies seconds apart; %d of them give a median that "
+          "one unlucky run cannot move." % (
+              len(W["pairs"]), P["pair_duration"], len(W["pairs"])))
+        a("")
+        a("| guard against bare | runs | ratio: min | median | max | "
+          "target >= 0.97 | CPU/request ratio: min | median | max |")
+        a("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+        a("| %d × %d s | %d | %.3f | **%.3f** | %.3f | %s | %.3f | %.3f | "
+          "%.3f |" % (
+              len(W["pairs"]), P["pair_duration"], len(W["pairs"]),
+              Q["min"], Q["median"], Q["max"],
+              "met" if Q["median"] >= 0.97 else "missed",
+              QC["min"], QC["median"], QC["max"]))
+        a("")
+        a("Each run (requests/s):")
+        a("")
+        a("| run | guard | bare before and after (mean) | ratio |")
+        a("|---:|---:|---:|---:|")
+        for i, q in enumerate(W["pairs"]):
+            a("| %d | %.0f | %.0f | %.3f |" % (
+                i + 1, q["rps"], q["ref_rps"], q["rps"] / q["ref_rps"]))
         a("")
         a("Worker CPU µs/request = the user + system CPU time the peer's "
           "nginx worker used during the run (from `/proc/PID/stat`) / the "
@@ -1151,14 +1211,16 @@ def report(R, P, quick, elapsed, chart):
           "callgrind and CPU-time ratios much less.")
         a("")
         a("| date | module | callgrind mix off / on | wrk guard (CPU ratio) | "
-          "detect | eomt | modsec | flood | engine Ir legit / attack | "
-          "load |")
-        a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "wrk guard, short runs | detect | eomt | modsec | flood | "
+          "engine Ir legit / attack | load |")
+        a("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for h in H[-10:]:
-            a("| %s | `%s` | %.3f / %.3f | %.3f (%.3f) | %.3f | %.3f | "
+            a("| %s | `%s` | %.3f / %.3f | %.3f (%.3f) | %s | %.3f | %.3f | "
               "%.3f | %.3f | %s / %s | %.1f |" % (
                   h["date"], h["module_sha256"], h["cg_mix_nolog"],
                   h["cg_mix_log"], h["wrk_guard"], h["wrk_guard_cpu"],
+                  "%.3f" % h["wrk_guard_pairs"] if "wrk_guard_pairs" in h
+                  else "—",
                   h["wrk_guard_detect"], h["wrk_eomt"], h["wrk_modsec"],
                   h["flood"], fmt_ir(h["engine_legit_ir"]),
                   fmt_ir(h["engine_attack_ir"]), h["load"]))
@@ -1362,6 +1424,11 @@ def main():
                 "   CPU/request ratio: min %.3f median %.3f max %.3f"
                 % (p, q["min"], q["median"], q["max"], c["min"],
                    c["median"], c["max"]))
+        q, c = R["wrk"]["pair_ratios"], R["wrk"]["pair_cpu_ratios"]
+        log("  wrk guard, %d short runs  ratio to bare: min %.3f median %.3f"
+            " max %.3f   CPU/request ratio: median %.3f   target >= 0.97: %s"
+            % (len(R["wrk"]["pairs"]), q["min"], q["median"], q["max"],
+               c["median"], "met" if q["median"] >= 0.97 else "missed"))
         e = R["wrk"]["exact_check"]
         log("  flood log check: %d refused, %d log lines" % (
             e["refused"], e["log_lines"]))
@@ -1399,6 +1466,7 @@ def add_history(R):
          "cg_mix_log": round(C["table"]["log"]["mix"]["ratio"], 3),
          "wrk_guard": round(W["ratios"]["guard"]["median"], 3),
          "wrk_guard_cpu": round(W["cpu_ratios"]["guard"]["median"], 3),
+         "wrk_guard_pairs": round(W["pair_ratios"]["median"], 3),
          "wrk_guard_detect": round(W["ratios"]["guard-detect"]["median"], 3),
          "wrk_eomt": round(W["ratios"]["eomt-nginx"]["median"], 3),
          "wrk_modsec": round(W["ratios"]["modsecurity-crs"]["median"], 3),

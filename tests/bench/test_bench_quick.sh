@@ -36,12 +36,16 @@ check "callgrind ratios printed" \
 check "wrk ratios printed with min/median/max" \
     grep -q 'wrk guard  *ratio to bare: min [0-9.]* median [0-9.]* max' \
     "$out/stdout"
+check "short guard/bare runs printed with the target's verdict" \
+    grep -qE 'wrk guard, [0-9]+ short runs  ratio to bare: min [0-9.]* median [0-9.]* max [0-9.]* .*target >= 0.97: (met|missed)' \
+    "$out/stdout"
 check "flood log check printed" grep -q 'flood log check' "$out/stdout"
 check "growth slopes printed" grep -q 'growth json  *slope' "$out/stdout"
 check "BENCHMARKS.md written" test -s "$out/BENCHMARKS.md"
 for section in '## Machine' '## 1. Instructions per proxied request' \
                '## 2. Throughput' '## 3. Attack flood' '## 4. Engine' \
                '### Growth curves' '## Reproduce' '| \*\*mix\*\* |' \
+               '| guard against bare | runs |' \
                'modsecurity-crs' 'eomt-nginx' 'guard-detect'; do
     check "BENCHMARKS.md has '$section'" grep -q "$section" "$out/BENCHMARKS.md"
 done
