@@ -26,7 +26,9 @@
  * else "rules"; loaded once in LLVMFuzzerInitialize.
  *
  * Invariants: the verdict invariants (fuzz_common.h); evaluating again
- * gives the same verdict; with the body read there is no need_body, and
+ * gives the same verdict, and so does evaluating without the plan's
+ * shortcuts (the probes that skip a rule, the lookup of long prefix and
+ * suffix lists by edge byte); with the body read there is no need_body, and
  * every deciding rule that matched with the body pending still matches
  * (reading the body only adds matches); the log line (as nginx would
  * write it) is valid (fuzz_log_check.h).
@@ -35,6 +37,7 @@
 #include <glob.h>
 
 #include "fuzz_log_check.h"
+#include "eg_internal.h"          /* the plan's probes and lookups */
 
 
 #ifndef EG_RULES_DIR
@@ -46,6 +49,8 @@
 
 
 static eg_ruleset_t  *rules;
+static size_t        *nprobes;          /* each rule's, as planned */
+static uint32_t     **byedge;           /* each condition's, likewise */
 static eg_cidr_t      trusted[3];
 static eg_str_t       backends[2];
 
@@ -53,6 +58,40 @@ static const char    *addrs[] = {
     "192.0.2.1", "10.0.0.5", "::1", "2001:db8::5", "", "unix:",
     "not-an-address", NULL /* X-Forwarded-For */
 };
+
+
+/* the plan's shortcuts on (as planned, saved the first time) or off */
+
+static void
+shortcuts(int on)
+{
+    size_t      i, j;
+    eg_rule_t  *r;
+    eg_cond_t  *c;
+    static int  saved;
+
+    for (i = 0; i < rules->nrules; i++) {
+        r = rules->rules[i];
+
+        if (!saved) {
+            nprobes[i] = r->nprobes;
+        }
+
+        r->nprobes = on ? nprobes[i] : 0;
+
+        for (j = 0; j < r->nconds; j++) {
+            c = &r->conds[j];
+
+            if (!saved) {
+                byedge[i * EG_MAX_CONDS + j] = c->byedge;
+            }
+
+            c->byedge = on ? byedge[i * EG_MAX_CONDS + j] : NULL;
+        }
+    }
+
+    saved = 1;
+}
 
 
 int
@@ -94,6 +133,15 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     }
 
     globfree(&gl);
+
+    nprobes = calloc(eg_ruleset_count(rules) + 1, sizeof(size_t));
+    byedge = calloc(eg_ruleset_count(rules) * EG_MAX_CONDS + 1,
+                    sizeof(uint32_t *));
+    if (nprobes == NULL || byedge == NULL) {
+        abort();
+    }
+
+    shortcuts(1);
 
     if (eg_cidr_parse(fuzz_cstr("10.0.0.0/8"), &trusted[0]) != 0
         || eg_cidr_parse(fuzz_cstr("192.168.0.0/16"), &trusted[1]) != 0
@@ -326,6 +374,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     eg_eval(rules, &req, &opts, alloc, &v2);
     FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "two evaluations differ");
+
+    /* the shortcuts only skip work whose answer is known: without them
+       every rule is tried and every list read in full */
+
+    shortcuts(0);
+    eg_eval(rules, &req, &opts, alloc, &v2);
+    shortcuts(1);
+    FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "the verdict differs without "
+               "the plan's probes and lookups: action %d/%d, %u/%u "
+               "matches, limit %d/%d", (int) v.action, (int) v2.action,
+               (unsigned) v.total, (unsigned) v2.total, (int) v.limit,
+               (int) v2.limit);
 
     /* the log line, as the module writes it */
 
