@@ -1051,13 +1051,15 @@ def report(R, P, quick, elapsed, chart):
           "nginx worker used during the run (from `/proc/PID/stat`) / the "
           "requests wrk counted; it depends much less than requests/s on "
           "what else the machine runs. Load average during the runs: "
-          "min %.1f, median %.1f, max %.1f on %s CPUs%s." % (
+          "min %.1f, median %.1f, max %.1f on %s CPUs (wrk, the upstream "
+          "and the proxy under test keep both CPUs busy: about 2 is this "
+          "benchmark's own load)%s." % (
               W["load"]["min"], W["load"]["median"], W["load"]["max"],
               R["machine"]["nproc"],
-              " — the machine was shared with other work (fuzzers, builds, "
-              "tests), so requests/s ratios are noisy; trust the medians "
-              "and the CPU column more than single rounds"
-              if W["load"]["median"] > 1.5 else ""))
+              " — more than that: the machine was shared with other work, "
+              "so requests/s ratios are noisier than usual; trust the "
+              "medians and the CPU column more than single rounds"
+              if W["load"]["median"] > 2.5 else ""))
         a("")
         odd = {k: v for k, v in W["sanity"].items() if v}
         a("Mix sanity check before the rounds (each mix record once to "
