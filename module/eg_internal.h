@@ -52,32 +52,36 @@ typedef int (*eg_test_pt)(struct eg_state_s *st, const struct eg_cond_s *c,
     eg_str_t s);
 
 typedef struct eg_cond_s {
+    /* what evaluation reads, first */
     eg_test_pt            test;      /* by the operator (eg_plan_build) */
     eg_field_e            field;
     eg_op_e               op;
     unsigned              negate;
-    eg_str_t              display;   /* "cookie:X-BEResource" */
-    eg_str_t              key;       /* cookie, header or argument name */
-    eg_str_t             *args;      /* literals, lower case */
-    size_t                nargs;
-    pcre2_code           *re;
-    eg_str_t              src;       /* the regex as written */
-    unsigned              jit;       /* re has JIT code */
-    uint32_t              minlen;    /* no match on a shorter subject */
 
     /* the evaluation plan (eg_plan_build), -1 when there is none */
     int                   slot;      /* header: the header slot */
     int                   memo;      /* regex: the shared result */
 
+    uint32_t              minlen;    /* no match on a shorter subject */
+    eg_str_t             *args;      /* literals, lower case */
+    size_t                nargs;
+    eg_str_t              key;       /* cookie, header or argument name */
+    pcre2_code           *re;
+    unsigned              jit;       /* re has JIT code */
+
     /* is, prefix, suffix: a value whose first (suffix: last) byte starts
        no argument, or ("is") whose length none has, is ruled out at once */
     unsigned              has_edge;
-    uint8_t               edge[32];  /* a bit per byte, both cases */
     uint64_t              arg_lens;  /* bit n: n bytes, bit 63: longer */
+    uint8_t               edge[32];  /* a bit per byte, both cases */
 
     /* prefix, suffix with 9 to 32 arguments: bit i of bylast[b] for each
        argument i whose first (suffix: last) byte is b, lower case */
     uint32_t             *byedge;
+
+    /* what only a report or a reload reads */
+    eg_str_t              display;   /* "cookie:X-BEResource" */
+    eg_str_t              src;       /* the regex as written */
 } eg_cond_t;
 
 #define EG_MAX_CONDS  16
@@ -111,19 +115,21 @@ typedef struct {
 } eg_probe_t;
 
 struct eg_rule_s {
-    eg_str_t              id;
-    eg_str_t              name;
-    eg_str_t              cves[EG_MAX_CVES];
-    size_t                ncves;
+    /* what a request reads first, whether the rule can apply at all, on
+       the rule's first cache lines; what only a match reads, last */
     eg_action_e           action;
-    eg_cond_t             conds[EG_MAX_CONDS];
-    size_t                nconds;
     uint32_t              need;      /* header slots a match requires */
     uint32_t              need_cookies;  /* wanted cookie names, likewise */
     size_t                min_path;  /* shorter paths cannot match */
     size_t                min_query;
-    eg_probe_t            probes[EG_MAX_PROBES];
     size_t                nprobes;
+    size_t                nconds;
+    eg_probe_t            probes[EG_MAX_PROBES];
+    eg_cond_t             conds[EG_MAX_CONDS];
+    eg_str_t              id;
+    eg_str_t              name;
+    eg_str_t              cves[EG_MAX_CVES];
+    size_t                ncves;
     const char           *file;
     unsigned              line;
 };
