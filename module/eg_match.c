@@ -94,6 +94,7 @@ static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
     int slot, eg_str_t lname, size_t *i);
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
+static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
 static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st, uint64_t mask);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
@@ -258,6 +259,24 @@ eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
 }
 
 
+/* the method, path, query or uri (field <= EG_F_URI): known at once */
+
+static EG_INLINE eg_str_t
+eg_target_value(eg_state_t *st, unsigned field)
+{
+    switch (field) {
+    case EG_F_METHOD:
+        return st->req->method;
+    case EG_F_PATH:
+        return st->v->path;
+    case EG_F_QUERY:
+        return st->v->query;
+    default:
+        return st->req->target;
+    }
+}
+
+
 /* 0 when the request fails a probe of the rule (eg_plan_probes()) */
 
 static EG_INLINE int
@@ -271,20 +290,10 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
     switch (p->kind) {
 
     case EG_PROBE_BYTE:
-        switch (p->field) {
-        case EG_F_METHOD:
-            s = st->req->method;
-            break;
-        case EG_F_PATH:
-            s = st->v->path;
-            break;
-        case EG_F_QUERY:
-            s = st->v->query;
-            break;
-        case EG_F_URI:
-            s = st->req->target;
-            break;
-        default:
+        if (p->field <= EG_F_URI) {
+            s = eg_target_value(st, p->field);
+
+        } else {
             /* a header: its one value, if it has just one the rule reads
                (a longer one is left for the rule, to report the limit) */
             if (!(st->present & ((uint32_t) 1 << p->slot))
@@ -342,16 +351,7 @@ eg_probe_anchors(eg_state_t *st, uint64_t mask)
         k = eg_ctz64(todo);
         todo &= todo - 1;
 
-        switch (st->rs->anchor_field[k]) {
-        case EG_F_PATH:
-            s = st->v->path;
-            break;
-        case EG_F_QUERY:
-            s = st->v->query;
-            break;
-        default:
-            s = st->req->target;
-        }
+        s = eg_target_value(st, st->rs->anchor_field[k]);
 
         if (s.len && memchr(s.data, st->rs->anchor_byte[k], s.len)) {
             st->anchor_res |= (uint64_t) 1 << k;
@@ -600,19 +600,10 @@ eg_single_value(eg_state_t *st, const eg_cond_t *c, eg_str_t *value)
     switch (c->field) {
 
     case EG_F_METHOD:
-        *value = st->req->method;
-        return 1;
-
     case EG_F_PATH:
-        *value = st->v->path;
-        return 1;
-
     case EG_F_QUERY:
-        *value = st->v->query;
-        return 1;
-
     case EG_F_URI:
-        *value = st->req->target;
+        *value = eg_target_value(st, c->field);
         return 1;
 
     case EG_F_COOKIES:
