@@ -75,7 +75,7 @@ typedef struct eg_cond_s {
     uint64_t              arg_lens;  /* bit n: n bytes, bit 63: longer */
     uint8_t               edge[32];  /* a bit per byte, both cases */
 
-    /* prefix, suffix with 9 to 32 arguments: bit i of bylast[b] for each
+    /* prefix, suffix with 9 to 32 arguments: bit i of byedge[b] for each
        argument i whose first (suffix: last) byte is b, lower case */
     uint32_t             *byedge;
 
