@@ -95,6 +95,7 @@ static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
 static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
+static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
 static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st, uint64_t mask);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
@@ -259,6 +260,16 @@ eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
 }
 
 
+/* the bound on the bytes of one header, or of the Cookie headers */
+
+static EG_INLINE size_t
+eg_max_header_bytes(eg_state_t *st)
+{
+    return st->opts->max_header_bytes ? st->opts->max_header_bytes
+                                      : EG_DEFAULT_MAX_HEADER_BYTES;
+}
+
+
 /* the method, path, query or uri (field <= EG_F_URI): known at once */
 
 static EG_INLINE eg_str_t
@@ -282,7 +293,6 @@ eg_target_value(eg_state_t *st, unsigned field)
 static EG_INLINE int
 eg_probe(eg_state_t *st, const eg_probe_t *p)
 {
-    size_t              maxbytes;
     eg_str_t            s;
     unsigned char       b;
     const eg_header_t  *h;
@@ -302,10 +312,7 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
                 return 1;
             }
             h = &st->req->headers[st->first[p->slot]];
-            maxbytes = st->opts->max_header_bytes
-                       ? st->opts->max_header_bytes
-                       : EG_DEFAULT_MAX_HEADER_BYTES;
-            if (h->value.len > maxbytes) {
+            if (h->value.len > eg_max_header_bytes(st)) {
                 return 1;
             }
             s = h->value;
@@ -986,8 +993,7 @@ eg_test_headers(eg_state_t *st, const eg_cond_t *c)
     size_t              i, maxbytes;
     const eg_header_t  *h;
 
-    maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
-                                          : EG_DEFAULT_MAX_HEADER_BYTES;
+    maxbytes = eg_max_header_bytes(st);
 
     for (i = 0; (h = eg_next_header(st, c->slot, c->key, &i)) != NULL; ) {
         if (h->value.len > maxbytes) {
@@ -1356,8 +1362,7 @@ eg_need_cookies(eg_state_t *st)
 
     st->have |= EG_HAVE_COOKIES;
 
-    maxbytes = st->opts->max_header_bytes ? st->opts->max_header_bytes
-                                          : EG_DEFAULT_MAX_HEADER_BYTES;
+    maxbytes = eg_max_header_bytes(st);
     n = 0;
     bytes = 0;
 

@@ -256,6 +256,7 @@ static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
 static void eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c);
 static unsigned eg_byte_weight(unsigned char b);
+static void eg_set_either_case(uint8_t *set, unsigned char b);
 
 void
 eg_plan_build(eg_ruleset_t *rs)
@@ -446,7 +447,6 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
             eg_plan_probe_bytes(r, c);
         }
     }
-
 }
 
 
@@ -623,14 +623,20 @@ eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c)
         for (i = 0; i < c->nargs; i++) {
             b = c->args[i].data[tail ? c->args[i].len - 1 - best[k]
                                      : best[k]];
-            p->set[b >> 3] |= (uint8_t) (1 << (b & 7));
-
-            if (b >= 'a' && b <= 'z') {
-                b -= 0x20;
-                p->set[b >> 3] |= (uint8_t) (1 << (b & 7));
-            }
+            eg_set_either_case(p->set, b);
         }
     }
+}
+
+
+/* a byte (lower case) and its upper case in a set of 256 bits */
+
+static void
+eg_set_either_case(uint8_t *set, unsigned char b)
+{
+    set[b >> 3] |= (uint8_t) (1 << (b & 7));
+    b = eg_upper(b);
+    set[b >> 3] |= (uint8_t) (1 << (b & 7));
 }
 
 
@@ -739,12 +745,7 @@ eg_plan_edge(eg_cond_t *c)
 
         b = c->op == EG_OP_SUFFIX ? c->args[i].data[c->args[i].len - 1]
                                   : c->args[i].data[0];
-        c->edge[b >> 3] |= (uint8_t) (1 << (b & 7));
-
-        if (b >= 'a' && b <= 'z') {
-            b -= 0x20;
-            c->edge[b >> 3] |= (uint8_t) (1 << (b & 7));
-        }
+        eg_set_either_case(c->edge, b);
 
         c->arg_lens |= (uint64_t) 1 << (c->args[i].len < 63
                                         ? c->args[i].len : 63);
