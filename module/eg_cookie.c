@@ -189,7 +189,7 @@ static void
 eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
     const unsigned char *semi)
 {
-    int                   want;
+    int                   want, k;
     unsigned char         c;
     size_t                j;
     uint32_t              bit, pre;
@@ -266,15 +266,24 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
     bit = cs->all ? ~(uint32_t) 0 : 0;
 
     if (!want && ((cs->lens >> (name.len < 64 ? name.len : 0)) & 1)) {
-        for (j = 0; j < rs->ncookie_names; j++) {
-            if (name.len == rs->cookie_lnames[j].len
-                && (name.data[0] | 0x20)
-                   == (rs->cookie_lnames[j].data[0] | 0x20)
-                && eg_ieq_lower(name, rs->cookie_lnames[j]))
-            {
+        if (rs->cookie_tab) {
+            k = eg_cookie_wanted(rs, name);
+            if (k >= 0) {
                 want = 1;
-                bit = j < 32 ? (uint32_t) 1 << j : 0;
-                break;
+                bit = k < 32 ? (uint32_t) 1 << k : 0;
+            }
+
+        } else {
+            for (j = 0; j < rs->ncookie_names; j++) {
+                if (name.len == rs->cookie_lnames[j].len
+                    && (name.data[0] | 0x20)
+                       == (rs->cookie_lnames[j].data[0] | 0x20)
+                    && eg_ieq_lower(name, rs->cookie_lnames[j]))
+                {
+                    want = 1;
+                    bit = j < 32 ? (uint32_t) 1 << j : 0;
+                    break;
+                }
             }
         }
     }
@@ -290,6 +299,36 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
         cs->kept++;
         cs->present |= bit;
     }
+}
+
+
+/* the index of a wanted name (any case) in rs->cookie_lnames, or -1 */
+
+int
+eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name)
+{
+    size_t    j;
+    uint32_t  k;
+
+    if (rs->cookie_tab == NULL) {
+        for (j = 0; j < rs->ncookie_names; j++) {
+            if (eg_ieq_lower(name, rs->cookie_lnames[j])) {
+                return (int) j;
+            }
+        }
+        return -1;
+    }
+
+    for (j = eg_hash_lower(name.data, name.len) & rs->cookie_tab_mask;
+         (k = rs->cookie_tab[j]) != 0;
+         j = (j + 1) & rs->cookie_tab_mask)
+    {
+        if (eg_ieq_lower(name, rs->cookie_lnames[k - 1])) {
+            return (int) k - 1;
+        }
+    }
+
+    return -1;
 }
 
 

@@ -164,6 +164,34 @@ eg_ctz64(uint64_t x)
 #endif
 
 #define EG_HDR_SLOTS  32
+
+#define EG_GRAM_TARGETS  8
+#define EG_GRAM_BLOOM    65536
+
+typedef struct eg_gram_s {
+    uint32_t              gram;      /* four bytes | 0x20202020 */
+    uint32_t              target;
+    uint32_t              gate;      /* 0: an empty entry, else gate + 1 */
+} eg_gram_t;
+
+/* four bytes of a value as a gram: ORing 0x20 into each folds the case
+   of letters (and maps a few other bytes together: a gram only opens a
+   rule, which then compares exactly) */
+
+static inline uint32_t
+eg_gram_at(const unsigned char *p)
+{
+    uint32_t  g;
+
+    memcpy(&g, p, 4);
+    return g | 0x20202020u;
+}
+
+static inline uint32_t
+eg_gram_hash(uint32_t gram, uint32_t target)
+{
+    return (gram * 0x9e3779b1u) ^ (target * 0x85ebca6bu);
+}
 #define EG_MEMO_MAX   64
 
 
@@ -226,6 +254,55 @@ struct eg_ruleset_s {
 
     int                   slot_ctype;    /* Content-Type, for forms */
     unsigned              nmemo;         /* shared regex results */
+
+    /*
+     * Gates (eg_plan_gates()): a rule is opened to a request by one key
+     * of its first positive line that has one: a 4-byte piece (a gram) of
+     * each argument of an "is", "prefix", "suffix" or "contains" line on
+     * the path, the query, the uri or a header; else the header (or the
+     * Cookie header) the line reads.  A request opens the gates of the
+     * headers it sends and of the grams in those values, and evaluates
+     * only open rules: however many rules are loaded, it pays per header
+     * and per byte it sends, and per rule it opens, not per rule it cannot
+     * match.  Gates 0 to nhdr-1 are the header slots, the names past
+     * EG_HDR_SLOTS follow, then the grams.  Only past 64 rules (or
+     * EG_HDR_SLOTS names): below that, testing each rule costs less.
+     */
+    uint64_t             *ungated;       /* gate_words; NULL: no gates */
+    size_t                gate_words;
+    uint32_t             *gate_start;    /* ngates + 1 */
+    uint32_t             *gate_rules;    /* gate g: [start[g], start[g+1]) */
+    uint32_t             *gate_dense_of; /* ngates: 0, or a gate of more
+                                            than gate_words rules: the
+                                            index + 1 of its bits */
+    uint64_t             *gate_dense;    /* those bits, gate_words each */
+    size_t                ngates;
+    eg_str_t             *hdr_ovf;       /* lower case */
+    size_t                nhdr_ovf;
+    uint32_t             *hdr_ovf_tab;   /* index + 1 by eg_hash_lower() */
+    uint32_t              hdr_ovf_mask;
+    uint64_t              hdr_ovf_lens;  /* bit n: a name of n bytes */
+    uint8_t               hdr_ovf_first[32];  /* their first bytes */
+    struct eg_gram_s     *grams;         /* by eg_gram_hash() */
+    uint32_t              gram_mask;
+    uint64_t             *gram_bloom;    /* EG_GRAM_BLOOM bits */
+    uint8_t               gram_field[EG_GRAM_TARGETS];   /* eg_field_e */
+    int8_t                gram_slot[EG_GRAM_TARGETS];    /* header slot */
+    uint8_t               gram_stride[EG_GRAM_TARGETS];  /* eg_scope.c */
+    size_t                ngram_targets;
+    uint64_t             *gram_target_rules;  /* per target, gate_words */
+
+    /* rules whose gate line is "cookie:NAME", by the index of NAME in
+       cookie_lnames: once the Cookie header is parsed, the rules of the
+       names it lacks are dropped from the request's (eg_cookie_gates()) */
+    uint64_t             *cookie_ungated;    /* NULL: no cookie gates */
+    uint32_t             *cookie_gate_start; /* ncookie_names + 1 */
+    uint32_t             *cookie_gate_rules;
+    void                 *gate_mem;
+
+    /* past 8 wanted cookie names: index + 1 by eg_hash_lower() */
+    uint32_t             *cookie_tab;
+    uint32_t              cookie_tab_mask;
 };
 
 
@@ -254,6 +331,7 @@ size_t eg_cookie_parse_names(const eg_str_t *headers, size_t nheaders,
 size_t eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found, uint32_t *present);
+int eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name);
 int eg_path_plain(eg_str_t path);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
@@ -272,6 +350,35 @@ eg_upper(unsigned char c)
 }
 
 int eg_str_ieq(eg_str_t a, eg_str_t b);
+
+
+/* n words of rule bits: one (up to 64 rules) inline, more by memcpy */
+
+static inline void
+eg_bits_copy(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    if (n == 1) {
+        dst[0] = src[0];
+
+    } else {
+        memcpy(dst, src, n * sizeof(uint64_t));
+    }
+}
+
+
+/* FNV-1a of the bytes in lower case: the hash of the name tables */
+
+static inline uint32_t
+eg_hash_lower(const unsigned char *p, size_t n)
+{
+    uint32_t  h = 2166136261u;
+
+    while (n--) {
+        h = (h ^ eg_lower(*p++)) * 16777619u;
+    }
+
+    return h;
+}
 
 
 /*

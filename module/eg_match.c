@@ -50,6 +50,9 @@ typedef struct eg_state_s {
     uint64_t              method;        /* its bit in rs->methods */
     uint64_t              anchor_done;   /* anchors looked for */
     uint64_t              anchor_res;    /* and found */
+    uint64_t             *allowed;       /* rules the headers sent open */
+    uint64_t             *bits;          /* the rules left to evaluate */
+    size_t                nwords;
     size_t                first[EG_HDR_SLOTS];   /* per present slot */
     size_t                end[EG_HDR_SLOTS];     /* past the last one */
 } eg_state_t;
@@ -90,9 +93,18 @@ static int eg_raw_cookies(eg_state_t *st);
 static void eg_limit(eg_state_t *st, eg_limit_e limit);
 static int eg_icontains(eg_str_t s, eg_str_t lower);
 static void eg_index_headers(eg_state_t *st);
+static EG_INLINE void eg_open_gate(eg_state_t *st, size_t g);
+static EG_INLINE void eg_bits_set(uint64_t *bits, const uint32_t *rule,
+    const uint32_t *end);
+static EG_NOINLINE void eg_open_gate_by_name(eg_state_t *st, eg_str_t name);
+static EG_NOINLINE void eg_open_grams(eg_state_t *st);
+static void eg_open_grams_in(eg_state_t *st, uint32_t target, eg_str_t s);
 static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
     int slot, eg_str_t lname, size_t *i);
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
+static EG_INLINE void eg_eval_bits(eg_state_t *st, uint64_t *bits,
+    const uint64_t *notes, uint64_t live, int recheck);
+static void eg_cookie_gates(eg_state_t *st);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
 static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
 static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
@@ -107,7 +119,8 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     const eg_options_t *opts, const eg_alloc_t *alloc, eg_verdict_t *v)
 {
     size_t            i, w, nwords;
-    uint64_t          bits[EG_SCOPE_MAX_WORDS], word;
+    uint64_t          live, bits[EG_SCOPE_MAX_WORDS];
+    uint64_t          allowed[EG_SCOPE_MAX_WORDS];
     eg_match_t        m;
     eg_state_t        st;
     eg_cookie_t       cookies[EG_STACK_COOKIES];
@@ -151,16 +164,48 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.opts = opts;
     st.alloc = alloc;
     st.v = v;
+    st.allowed = allowed;
+    st.bits = NULL;
+    st.nwords = 0;
+
+    if (rs->ungated) {
+        eg_bits_copy(allowed, rs->ungated, rs->gate_words);
+    }
 
     if (rs->nhdr) {
         eg_index_headers(&st);
     }
 
-    /* the rules this path can meet: global ones and its segment's */
+    /* the rules this path can meet: global ones and its segment's, less
+       those gated on a header the request does not send */
 
     eg_normalize(&st);
     notes = NULL;
     nwords = eg_scope_select(rs, v->path, bits, &notes);
+
+    /* and the words that hold a rule to evaluate: past 64 rules most
+       hold none */
+
+    live = 0;
+
+    if (rs->ungated && nwords) {
+        if (rs->ngram_targets) {
+            eg_open_grams(&st);
+        }
+
+        for (w = 0; w < nwords; w++) {
+            bits[w] &= allowed[w];
+            live |= (uint64_t) ((bits[w] & ~notes[w]) != 0) << w;
+        }
+
+    } else if (nwords == 1) {
+        live = 1;
+
+    } else {
+        for (w = 0; w < nwords; w++) {
+            live |= (uint64_t) ((bits[w] & ~notes[w]) != 0) << w;
+        }
+    }
 
     if (nwords == 0) {
         /* no dispatch table: every rule, in order */
@@ -175,23 +220,14 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
             }
         }
 
+    } else if (rs->cookie_ungated == NULL) {
+        eg_eval_bits(&st, bits, notes, live, 0);
+
     } else {
-        for (w = 0; w < nwords; w++) {
-            word = bits[w] & ~notes[w];
-
-            while (word) {
-                r = rs->rules[w * 64 + eg_ctz64(word)];
-                word &= word - 1;
-
-                if (eg_rule_skipped(&st, r)) {
-                    continue;
-                }
-
-                if (eg_rule_matches(&st, r, &m)) {
-                    eg_match_found(&st, r, &m);
-                }
-            }
-        }
+        /* the Cookie parse may drop rules of the names it lacks */
+        st.bits = bits;
+        st.nwords = nwords;
+        eg_eval_bits(&st, bits, notes, live, 1);
     }
 
     /* notes cost nothing on the requests that pass unlogged */
@@ -217,6 +253,39 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
         if (v->nmatches < EG_MAX_MATCHES) {
             v->matches[v->nmatches++] = m;
+        }
+    }
+}
+
+
+/* the rules of bits, less notes, in order, in the words of live;
+   recheck: a rule can drop later ones from bits (eg_cookie_gates()) */
+
+static EG_INLINE void
+eg_eval_bits(eg_state_t *st, uint64_t *bits, const uint64_t *notes,
+    uint64_t live, int recheck)
+{
+    size_t            w;
+    uint64_t          word;
+    eg_match_t        m;
+    const eg_rule_t  *r;
+
+    while (live) {
+        w = eg_ctz64(live);
+        live &= live - 1;
+        word = bits[w] & ~notes[w];
+
+        while (word) {
+            r = st->rs->rules[w * 64 + eg_ctz64(word)];
+            word &= word - 1;
+
+            if (!eg_rule_skipped(st, r) && eg_rule_matches(st, r, &m)) {
+                eg_match_found(st, r, &m);
+            }
+
+            if (recheck) {
+                word &= bits[w];
+            }
         }
     }
 }
@@ -434,6 +503,9 @@ eg_index_headers(eg_state_t *st)
         len = h->name.len < 64 ? h->name.len : 0;
 
         if (!((rs->hdr_lens >> len) & 1)) {
+            if (rs->nhdr_ovf) {
+                eg_open_gate_by_name(st, h->name);
+            }
             continue;
         }
 
@@ -449,10 +521,160 @@ eg_index_headers(eg_state_t *st)
             if (!(st->present & ((uint32_t) 1 << k))) {
                 st->present |= (uint32_t) 1 << k;
                 st->first[k] = i;
+
+                if (rs->ungated) {
+                    eg_open_gate(st, k);
+                }
             }
 
             st->end[k] = i + 1;
             break;
+        }
+
+        if (k < 0 && rs->nhdr_ovf) {
+            eg_open_gate_by_name(st, h->name);
+        }
+    }
+}
+
+
+/* the rules of gate g are open to this request */
+
+static EG_INLINE void
+eg_open_gate(eg_state_t *st, size_t g)
+{
+    size_t              w;
+    const uint64_t     *bits;
+    const eg_ruleset_t  *rs = st->rs;
+
+    if (rs->gate_dense_of[g]) {
+        bits = &rs->gate_dense[(rs->gate_dense_of[g] - 1) * rs->gate_words];
+        for (w = 0; w < rs->gate_words; w++) {
+            st->allowed[w] |= bits[w];
+        }
+        return;
+    }
+
+    eg_bits_set(st->allowed, rs->gate_rules + rs->gate_start[g],
+                rs->gate_rules + rs->gate_start[g + 1]);
+}
+
+
+/* the bits of a list of rules */
+
+static EG_INLINE void
+eg_bits_set(uint64_t *bits, const uint32_t *rule, const uint32_t *end)
+{
+    for ( /* void */ ; rule < end; rule++) {
+        bits[*rule / 64] |= (uint64_t) 1 << (*rule % 64);
+    }
+}
+
+
+/* a header past the slots: its gate, by hash */
+
+static EG_NOINLINE void
+eg_open_gate_by_name(eg_state_t *st, eg_str_t name)
+{
+    uint32_t             k, j;
+    const eg_ruleset_t  *rs = st->rs;
+
+    /* most names differ from every one past the slots in length or in
+       their first byte (a name is never empty) */
+
+    if (name.len == 0
+        || !((rs->hdr_ovf_lens >> (name.len < 64 ? name.len : 0)) & 1)
+        || !((rs->hdr_ovf_first[name.data[0] >> 3] >> (name.data[0] & 7)) & 1))
+    {
+        return;
+    }
+
+    for (k = eg_hash_lower(name.data, name.len) & rs->hdr_ovf_mask;
+         (j = rs->hdr_ovf_tab[k]) != 0;
+         k = (k + 1) & rs->hdr_ovf_mask)
+    {
+        if (eg_ieq_lower(name, rs->hdr_ovf[j - 1])) {
+            eg_open_gate(st, rs->nhdr + j - 1);
+            return;
+        }
+    }
+}
+
+
+/*
+ * The grams of the values rules have gram gates on: the path, query, uri
+ * or the instances of a header.  A header instance over the byte bound
+ * opens every rule of its target, which then reports the limit.
+ */
+
+static EG_NOINLINE void
+eg_open_grams(eg_state_t *st)
+{
+    int                  slot;
+    size_t               t, i, w, maxbytes;
+    const eg_header_t   *h;
+    const uint64_t      *all;
+    const eg_ruleset_t  *rs = st->rs;
+
+    maxbytes = eg_max_header_bytes(st);
+
+    for (t = 0; t < rs->ngram_targets; t++) {
+        if (rs->gram_field[t] != EG_F_HEADER) {
+            eg_open_grams_in(st, (uint32_t) t,
+                             eg_target_value(st, rs->gram_field[t]));
+            continue;
+        }
+
+        slot = rs->gram_slot[t];
+
+        for (i = 0; (h = eg_next_header(st, slot, rs->hdr_names[slot], &i))
+                    != NULL; )
+        {
+            if (h->value.len > maxbytes) {
+                all = &rs->gram_target_rules[t * rs->gate_words];
+                for (w = 0; w < rs->gate_words; w++) {
+                    st->allowed[w] |= all[w];
+                }
+                break;
+            }
+
+            eg_open_grams_in(st, (uint32_t) t, h->value);
+        }
+    }
+}
+
+
+static void
+eg_open_grams_in(eg_state_t *st, uint32_t target, eg_str_t s)
+{
+    size_t                stride;
+    uint32_t              g, h, k;
+    const eg_gram_t      *e;
+    const unsigned char  *p, *end;
+    const eg_ruleset_t   *rs = st->rs;
+
+    if (s.len < 4) {
+        return;
+    }
+
+    stride = rs->gram_stride[target];
+
+    for (p = s.data, end = s.data + s.len - 3; p < end; p += stride) {
+        g = eg_gram_at(p);
+        h = eg_gram_hash(g, target);
+        k = h >> 16;
+
+        if (!((rs->gram_bloom[k / 64] >> (k % 64)) & 1)) {
+            continue;
+        }
+
+        for (k = h & rs->gram_mask; (e = &rs->grams[k])->gate;
+             k = (k + 1) & rs->gram_mask)
+        {
+            if (e->gram == g && e->target == target) {
+                eg_open_gate(st, e->gate - 1);
+                break;
+            }
         }
     }
 }
@@ -1415,7 +1637,42 @@ eg_need_cookies(eg_state_t *st)
     }
 
     st->ncookies = found;
+
+    if (st->bits) {
+        eg_cookie_gates(st);
+    }
+
     return 1;
+}
+
+
+/* the rules gated on wanted names the parsed cookies lack: dropped */
+
+static void
+eg_cookie_gates(eg_state_t *st)
+{
+    int                  j;
+    size_t               i, w;
+    uint64_t             open[EG_SCOPE_MAX_WORDS];
+    const eg_ruleset_t  *rs = st->rs;
+
+    for (w = 0; w < st->nwords; w++) {
+        open[w] = rs->cookie_ungated[w];
+    }
+
+    for (i = 0; i < st->ncookies; i++) {
+        j = eg_cookie_wanted(rs, st->cookies[i].name);
+        if (j < 0) {
+            continue;
+        }
+
+        eg_bits_set(open, rs->cookie_gate_rules + rs->cookie_gate_start[j],
+                    rs->cookie_gate_rules + rs->cookie_gate_start[j + 1]);
+    }
+
+    for (w = 0; w < st->nwords; w++) {
+        st->bits[w] &= open[w];
+    }
 }
 
 

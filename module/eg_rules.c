@@ -171,6 +171,8 @@ eg_ruleset_free(eg_ruleset_t *rs)
     free(rs->rules);
     free(rs->cookie_block);
     eg_scope_free(rs->scope);
+    free(rs->gate_mem);
+    free(rs->cookie_tab);
     eg_mem_free(rs->mem);
     pcre2_match_context_free(rs->mctx);
     pcre2_match_data_free(rs->md);

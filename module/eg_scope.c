@@ -10,6 +10,8 @@
 
 
 #define EG_SCOPE_MAX_SEGS  32
+#define EG_GRAM_MIN_RULES  8
+#define EG_GRAM_MAX_STRIDE  16
 
 
 typedef struct {
@@ -27,6 +29,14 @@ struct eg_scope_s {
     uint32_t              bychar[256];   /* entries by first byte */
     uint32_t              bylen[64];     /* exact entries by length */
     uint32_t              prefixes;      /* the entries that are not */
+
+    /* the exact entries by hash (index + 1, open addressing), the others
+       in a list: how a request looks past 32 entries, and how the build
+       finds an entry again */
+    uint32_t             *byhash;
+    uint32_t              hash_mask;
+    uint32_t             *others;
+    size_t                nothers;
     unsigned char        *mem;
 };
 
@@ -38,12 +48,17 @@ static size_t eg_literal_segments(const eg_cond_t *c, eg_str_t *segs,
 static size_t eg_regex_segments(eg_str_t re, eg_str_t *segs,
     unsigned *exact);
 static int eg_seg_char(unsigned char c);
+static void eg_scope_many(const eg_scope_t *sc, eg_str_t seg,
+    uint64_t *bits);
+static eg_scope_entry_t *eg_scope_entry(const eg_scope_t *sc, eg_str_t seg,
+    unsigned exact);
+static void eg_scope_add(eg_scope_t *sc, size_t k);
 
 
 int
 eg_scope_build(eg_ruleset_t *rs)
 {
-    size_t             i, j, k, n, nwords, nent, total;
+    size_t             i, j, k, n, nwords, nent, total, tabsize;
     unsigned           exact[EG_SCOPE_MAX_SEGS];
     eg_str_t           segs[EG_SCOPE_MAX_SEGS];
     eg_scope_t        *sc;
@@ -70,9 +85,13 @@ eg_scope_build(eg_ruleset_t *rs)
         return -1;
     }
 
+    for (tabsize = 4; tabsize < 2 * total; tabsize *= 2) { /* void */ }
+
     sc->mem = calloc(1, (total + 1) * (sizeof(eg_scope_entry_t)
-                                       + nwords * sizeof(uint64_t))
-                        + 2 * nwords * sizeof(uint64_t));
+                                       + nwords * sizeof(uint64_t)
+                                       + sizeof(uint32_t))
+                        + 2 * nwords * sizeof(uint64_t)
+                        + tabsize * sizeof(uint32_t));
     if (sc->mem == NULL) {
         free(sc);
         return -1;
@@ -86,6 +105,12 @@ eg_scope_build(eg_ruleset_t *rs)
     p += nwords * sizeof(uint64_t);
     sc->entries = (eg_scope_entry_t *) p;
     p += (total + 1) * sizeof(eg_scope_entry_t);
+
+    /* the entries' bits follow; the 32-bit tables come last */
+
+    sc->byhash = (uint32_t *) (p + total * nwords * sizeof(uint64_t));
+    sc->hash_mask = (uint32_t) (tabsize - 1);
+    sc->others = sc->byhash + tabsize;
     nent = 0;
 
     for (i = 0; i < rs->nrules; i++) {
@@ -101,19 +126,15 @@ eg_scope_build(eg_ruleset_t *rs)
         }
 
         for (j = 0; j < n; j++) {
-            for (k = 0; k < nent; k++) {
-                e = &sc->entries[k];
-                if (e->exact == exact[j] && eg_str_ieq(e->seg, segs[j])) {
-                    break;
-                }
-            }
+            e = eg_scope_entry(sc, segs[j], exact[j]);
 
-            if (k == nent) {
-                e = &sc->entries[nent++];
+            if (e == NULL) {
+                e = &sc->entries[nent];
                 e->seg = segs[j];
                 e->exact = exact[j];
                 e->bits = (uint64_t *) p;
                 p += nwords * sizeof(uint64_t);
+                eg_scope_add(sc, nent++);
             }
 
             e->bits[i / 64] |= (uint64_t) 1 << (i % 64);
@@ -186,30 +207,26 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
         seg.len = slash - seg.data;
     }
 
-    for (w = 0; w < sc->nwords; w++) {
-        bits[w] = sc->global[w];
-    }
+    eg_bits_copy(bits, sc->global, sc->nwords);
 
     if (seg.len == 0) {
         return sc->nwords;          /* no entry has an empty segment */
     }
 
     /* the candidates: entries with the segment's first byte and, unless
-       they are prefixes, its length; all of them past 32 entries */
+       they are prefixes, its length; past 32 entries, by hash */
 
-    if (sc->nentries <= 32) {
-        m = sc->bychar[seg.data[0]]
-            & (sc->prefixes | (seg.len < 64 ? sc->bylen[seg.len] : 0));
-
-    } else {
-        m = 0;
+    if (sc->nentries > 32) {
+        eg_scope_many(sc, seg, bits);
+        return sc->nwords;
     }
 
-    for (i = 0; sc->nentries <= 32 ? m != 0 : i < sc->nentries; i++) {
-        if (sc->nentries <= 32) {
-            i = eg_ctz32(m);
-            m &= m - 1;
-        }
+    m = sc->bychar[seg.data[0]]
+        & (sc->prefixes | (seg.len < 64 ? sc->bylen[seg.len] : 0));
+
+    while (m) {
+        i = eg_ctz32(m);
+        m &= m - 1;
 
         e = &sc->entries[i];
 
@@ -238,6 +255,98 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
 }
 
 
+/* the same past 32 entries: the exact entry by hash, then the others */
+
+static void
+eg_scope_many(const eg_scope_t *sc, eg_str_t seg, uint64_t *bits)
+{
+    size_t                  i, w;
+    eg_str_t                head;
+    const eg_scope_entry_t  *e;
+
+    e = eg_scope_entry(sc, seg, 1);
+
+    for (w = 0; e && w < sc->nwords; w++) {
+        bits[w] |= e->bits[w];
+    }
+
+    for (i = 0; i < sc->nothers; i++) {
+        e = &sc->entries[sc->others[i]];
+
+        if (seg.len < e->seg.len) {
+            continue;
+        }
+
+        head.data = seg.data;
+        head.len = e->seg.len;
+
+        if (eg_ieq_lower(head, e->seg)) {
+            for (w = 0; w < sc->nwords; w++) {
+                bits[w] |= e->bits[w];
+            }
+        }
+    }
+}
+
+
+/* the entry of a segment (lower case or not), NULL if there is none */
+
+static eg_scope_entry_t *
+eg_scope_entry(const eg_scope_t *sc, eg_str_t seg, unsigned exact)
+{
+    size_t             i;
+    uint32_t           j;
+    eg_scope_entry_t  *e;
+
+    if (!exact) {
+        for (i = 0; i < sc->nothers; i++) {
+            e = &sc->entries[sc->others[i]];
+            if (eg_ieq_lower(seg, e->seg)) {
+                return e;
+            }
+        }
+        return NULL;
+    }
+
+    for (i = eg_hash_lower(seg.data, seg.len) & sc->hash_mask;
+         (j = sc->byhash[i]) != 0;
+         i = (i + 1) & sc->hash_mask)
+    {
+        e = &sc->entries[j - 1];
+
+        if (eg_ieq_lower(seg, e->seg)) {
+            return e;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* entry k into the table of exact entries or the list of the others */
+
+static void
+eg_scope_add(eg_scope_t *sc, size_t k)
+{
+    size_t             i;
+    eg_scope_entry_t  *e = &sc->entries[k];
+
+    if (!e->exact) {
+        sc->others[sc->nothers++] = (uint32_t) k;
+        return;
+    }
+
+    for (i = eg_hash_lower(e->seg.data, e->seg.len) & sc->hash_mask;
+         sc->byhash[i];
+         i = (i + 1) & sc->hash_mask)
+    {
+        /* void */
+    }
+
+    sc->byhash[i] = (uint32_t) k + 1;
+}
+
+
 /*
  * The evaluation plan, after every load: header slots, what each rule
  * needs, and which regex conditions ask the same question.  It cannot
@@ -257,6 +366,8 @@ static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
 static void eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c);
 static unsigned eg_byte_weight(unsigned char b);
 static void eg_set_either_case(uint8_t *set, unsigned char b);
+static void eg_plan_gates(eg_ruleset_t *rs);
+static void eg_plan_cookie_tab(eg_ruleset_t *rs);
 
 void
 eg_plan_build(eg_ruleset_t *rs)
@@ -294,6 +405,8 @@ eg_plan_build(eg_ruleset_t *rs)
                                 | ((uint32_t) n->data[2] << 16);
         }
     }
+
+    eg_plan_cookie_tab(rs);
 
     rs->nhdr = 0;
     rs->hdr_overflow = 0;
@@ -392,6 +505,551 @@ eg_plan_build(eg_ruleset_t *rs)
         }
 
         eg_plan_probes(rs, r);
+    }
+
+    eg_plan_gates(rs);
+}
+
+
+/* past 8 wanted cookie names, the parser finds them by hash; without
+   the memory, one by one */
+
+static void
+eg_plan_cookie_tab(eg_ruleset_t *rs)
+{
+    size_t    i, k, size;
+
+    free(rs->cookie_tab);
+    rs->cookie_tab = NULL;
+
+    if (rs->ncookie_names <= 8) {
+        return;
+    }
+
+    for (size = 16; size < 2 * rs->ncookie_names; size *= 2) { /* void */ }
+
+    rs->cookie_tab = calloc(size, sizeof(uint32_t));
+    if (rs->cookie_tab == NULL) {
+        return;
+    }
+
+    rs->cookie_tab_mask = (uint32_t) (size - 1);
+
+    for (i = 0; i < rs->ncookie_names; i++) {
+        for (k = eg_hash_lower(rs->cookie_lnames[i].data,
+                               rs->cookie_lnames[i].len)
+                 & rs->cookie_tab_mask;
+             rs->cookie_tab[k];
+             k = (k + 1) & rs->cookie_tab_mask)
+        {
+            /* void */
+        }
+
+        rs->cookie_tab[k] = (uint32_t) i + 1;
+    }
+}
+
+
+/*
+ * The gates (eg_internal.h).  Each rule gets the keys of its first
+ * positive line that has some; without the memory, or without the scope
+ * table, there are no gates and every rule is looked at.
+ */
+
+typedef struct {
+    uint32_t  gate;
+    uint32_t  rule;
+} eg_gate_pair_t;
+
+typedef struct {
+    eg_ruleset_t    *rs;
+    eg_gate_pair_t  *pairs;
+    size_t           npairs;
+    size_t           ngrams;         /* gram entries so far */
+    size_t          *ngram;          /* rules per eg_gram_field() */
+    size_t          *gminlen;        /* their shortest argument */
+} eg_gate_build_t;
+
+static int eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c);
+static size_t eg_gram_field(const eg_rule_t *r, const eg_cond_t *c);
+static uint32_t eg_gate_header(eg_gate_build_t *gb, eg_str_t name);
+static void eg_gate_sort(const eg_gate_pair_t *pairs, size_t npairs,
+    size_t ngates, uint32_t *start, uint32_t *rules);
+static eg_gram_t *eg_gram_find(eg_ruleset_t *rs, uint32_t gram,
+    uint32_t target);
+
+static void
+eg_plan_gates(eg_ruleset_t *rs)
+{
+    int               g, cj, cookie_gates;
+    size_t            i, j, k, a, nwords, maxovf, maxkeys, tabsize, gtabsize;
+    size_t            nfields, ncookie, ngram[64], gminlen[64];
+    eg_rule_t        *r;
+    eg_cond_t        *c;
+    unsigned char    *p;
+    eg_gate_build_t   gb;
+    eg_gate_pair_t   *cpairs;
+    size_t            ncpairs;
+    static const eg_str_t  cookie = eg_string("cookie");
+
+    free(rs->gate_mem);
+    rs->gate_mem = NULL;
+    rs->ungated = NULL;
+    rs->cookie_ungated = NULL;
+    rs->ngates = 0;
+    rs->nhdr_ovf = 0;
+    rs->hdr_ovf_lens = 0;
+    memset(rs->hdr_ovf_first, 0, sizeof(rs->hdr_ovf_first));
+    rs->ngram_targets = 0;
+
+    if (rs->scope == NULL) {
+        return;
+    }
+
+    /* a value is looked through for grams only for the rules of many:
+       a few rules cost less tested one by one */
+
+    memset(ngram, 0, sizeof(ngram));
+    memset(gminlen, 0, sizeof(gminlen));
+    nfields = 0;
+    ncookie = 0;
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        for (j = 0; j < r->nconds; j++) {
+            c = &r->conds[j];
+            if (c->negate) {
+                continue;
+            }
+            k = eg_gram_field(r, c);
+            if (k < 64) {
+                ngram[k]++;
+                for (a = 0; a < c->nargs; a++) {
+                    if (gminlen[k] == 0 || c->args[a].len < gminlen[k]) {
+                        gminlen[k] = c->args[a].len;
+                    }
+                }
+                break;
+            }
+            if (c->field == EG_F_HEADER || c->field == EG_F_COOKIE
+                || c->field == EG_F_COOKIE_NAMES || c->field == EG_F_COOKIES)
+            {
+                ncookie += (c->field == EG_F_COOKIE);
+                break;
+            }
+        }
+    }
+
+    for (k = 0; k < 64; k++) {
+        nfields += (ngram[k] >= EG_GRAM_MIN_RULES);
+    }
+
+    cookie_gates = (ncookie >= EG_GRAM_MIN_RULES);
+    nfields += cookie_gates;
+
+    /* up to 64 rules with no gram target and every header in a slot,
+       testing each rule costs less than the gates (+51 instructions a
+       request on the benchmark mix) */
+
+    if (rs->nrules <= 64 && nfields == 0 && !rs->hdr_overflow) {
+        return;
+    }
+
+    nwords = (rs->nrules + 63) / 64;
+
+    /* bounds: a header name past the slots per header line; a key per
+       rule, and per argument as many grams as it can have */
+
+    maxovf = 1;                         /* "cookie" past the slots */
+    maxkeys = 0;
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        maxkeys++;
+        for (j = 0; j < r->nconds; j++) {
+            c = &r->conds[j];
+            maxovf += (c->field == EG_F_HEADER && c->slot < 0);
+            for (a = 0; a < c->nargs; a++) {
+                k = c->args[a].len < 4 ? 0 : c->args[a].len - 3;
+                maxkeys += k < EG_GRAM_MAX_STRIDE ? k : EG_GRAM_MAX_STRIDE;
+            }
+        }
+    }
+
+    for (tabsize = 4; tabsize < 2 * maxovf; tabsize *= 2) { /* void */ }
+    for (gtabsize = 4; gtabsize < 2 * maxkeys; gtabsize *= 2) { /* void */ }
+
+    rs->gate_mem = calloc(1, (2 + EG_GRAM_TARGETS) * nwords * sizeof(uint64_t)
+                             + EG_GRAM_BLOOM / 8
+                             + gtabsize * sizeof(eg_gram_t)
+                             + maxovf * sizeof(eg_str_t)
+                             + (rs->nhdr + maxovf + maxkeys + 1)
+                               * sizeof(uint32_t)
+                             + maxkeys * sizeof(uint32_t)
+                             + tabsize * sizeof(uint32_t)
+                             + (rs->ncookie_names + 1 + rs->nrules)
+                               * sizeof(uint32_t)
+                             + (maxkeys / nwords + 1) * nwords
+                               * sizeof(uint64_t)
+                             + (rs->nhdr + maxovf + maxkeys)
+                               * sizeof(uint32_t));
+    gb.pairs = malloc((maxkeys + rs->nrules) * sizeof(eg_gate_pair_t));
+
+    if (rs->gate_mem == NULL || gb.pairs == NULL) {
+        free(rs->gate_mem);
+        rs->gate_mem = NULL;
+        free(gb.pairs);
+        return;
+    }
+
+    cpairs = gb.pairs + maxkeys;
+    ncpairs = 0;
+
+    p = rs->gate_mem;
+    rs->ungated = (uint64_t *) p;
+    p += nwords * sizeof(uint64_t);
+    rs->gate_dense = (uint64_t *) p;
+    p += (maxkeys / nwords + 1) * nwords * sizeof(uint64_t);
+    rs->cookie_ungated = cookie_gates ? (uint64_t *) p : NULL;
+    p += nwords * sizeof(uint64_t);
+    rs->gram_target_rules = (uint64_t *) p;
+    p += EG_GRAM_TARGETS * nwords * sizeof(uint64_t);
+    rs->gram_bloom = (uint64_t *) p;
+    p += EG_GRAM_BLOOM / 8;
+    rs->grams = (eg_gram_t *) p;
+    p += gtabsize * sizeof(eg_gram_t);
+    rs->gram_mask = (uint32_t) (gtabsize - 1);
+    rs->hdr_ovf = (eg_str_t *) p;
+    p += maxovf * sizeof(eg_str_t);
+    rs->gate_start = (uint32_t *) p;
+    p += (rs->nhdr + maxovf + maxkeys + 1) * sizeof(uint32_t);
+    rs->gate_rules = (uint32_t *) p;
+    p += maxkeys * sizeof(uint32_t);
+    rs->hdr_ovf_tab = (uint32_t *) p;
+    p += tabsize * sizeof(uint32_t);
+    rs->hdr_ovf_mask = (uint32_t) (tabsize - 1);
+    rs->cookie_gate_start = (uint32_t *) p;
+    p += (rs->ncookie_names + 1) * sizeof(uint32_t);
+    rs->cookie_gate_rules = (uint32_t *) p;
+    p += rs->nrules * sizeof(uint32_t);
+    rs->gate_dense_of = (uint32_t *) p;
+    rs->gate_words = nwords;
+
+    gb.rs = rs;
+    gb.npairs = 0;
+    gb.ngrams = 0;
+    gb.ngram = ngram;
+    gb.gminlen = gminlen;
+
+    /* the header names past the slots first: the grams' gates follow */
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        for (j = 0; j < r->nconds; j++) {
+            c = &r->conds[j];
+            if (c->field == EG_F_HEADER && c->slot < 0) {
+                (void) eg_gate_header(&gb, c->key);
+
+            } else if ((c->field == EG_F_COOKIE
+                        || c->field == EG_F_COOKIE_NAMES
+                        || c->field == EG_F_COOKIES)
+                       && rs->slot_cookie < 0)
+            {
+                (void) eg_gate_header(&gb, cookie);
+            }
+        }
+    }
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        g = -1;
+
+        for (j = 0; j < r->nconds && g < 0; j++) {
+            c = &r->conds[j];
+
+            if (c->negate) {
+                continue;
+            }
+
+            if (eg_gate_grams(&gb, i, c)) {
+                g = 0;                  /* gram gates: pairs made */
+                break;
+            }
+
+            if (c->field == EG_F_HEADER) {
+                g = c->slot >= 0 ? c->slot
+                                 : (int) eg_gate_header(&gb, c->key);
+
+            } else if (c->field == EG_F_COOKIE
+                       || c->field == EG_F_COOKIE_NAMES
+                       || c->field == EG_F_COOKIES)
+            {
+                g = rs->slot_cookie >= 0 ? rs->slot_cookie
+                                         : (int) eg_gate_header(&gb, cookie);
+
+            } else {
+                continue;
+            }
+
+            gb.pairs[gb.npairs].gate = (uint32_t) g;
+            gb.pairs[gb.npairs].rule = (uint32_t) i;
+            gb.npairs++;
+        }
+
+        if (g < 0) {
+            rs->ungated[i / 64] |= (uint64_t) 1 << (i % 64);
+        }
+
+        /* a gate line "cookie:NAME": the gate of NAME too */
+
+        cj = -1;
+        if (g >= 0 && cookie_gates && c->field == EG_F_COOKIE) {
+            cj = eg_cookie_wanted(rs, c->key);
+        }
+
+        if (cj >= 0) {
+            cpairs[ncpairs].gate = (uint32_t) cj;
+            cpairs[ncpairs].rule = (uint32_t) i;
+            ncpairs++;
+
+        } else if (cookie_gates) {
+            rs->cookie_ungated[i / 64] |= (uint64_t) 1 << (i % 64);
+        }
+    }
+
+    rs->ngates = rs->nhdr + rs->nhdr_ovf + gb.ngrams;
+    eg_gate_sort(gb.pairs, gb.npairs, rs->ngates, rs->gate_start,
+                 rs->gate_rules);
+
+    if (cookie_gates) {
+        eg_gate_sort(cpairs, ncpairs, rs->ncookie_names,
+                     rs->cookie_gate_start, rs->cookie_gate_rules);
+    }
+
+    /* a gate of more rules than words opens them a word at a time (the
+       sum of the counts bounds how many there are) */
+
+    k = 0;
+    for (i = 0; i < rs->ngates; i++) {
+        if (rs->gate_start[i + 1] - rs->gate_start[i] <= nwords) {
+            continue;
+        }
+
+        for (j = rs->gate_start[i]; j < rs->gate_start[i + 1]; j++) {
+            rs->gate_dense[k * nwords + rs->gate_rules[j] / 64]
+                |= (uint64_t) 1 << (rs->gate_rules[j] % 64);
+        }
+
+        rs->gate_dense_of[i] = (uint32_t) ++k;
+    }
+
+    free(gb.pairs);
+}
+
+
+/* the rules of each gate, in rule order (pairs are): a counting sort */
+
+static void
+eg_gate_sort(const eg_gate_pair_t *pairs, size_t npairs, size_t ngates,
+    uint32_t *start, uint32_t *rules)
+{
+    size_t  i;
+
+    for (i = 0; i <= ngates; i++) {
+        start[i] = 0;
+    }
+
+    for (i = 0; i < npairs; i++) {
+        start[pairs[i].gate + 1]++;
+    }
+
+    for (i = 0; i < ngates; i++) {
+        start[i + 1] += start[i];
+    }
+
+    for (i = 0; i < npairs; i++) {
+        rules[start[pairs[i].gate]++] = pairs[i].rule;
+    }
+
+    for (i = ngates; i > 0; i--) {
+        start[i] = start[i - 1];
+    }
+
+    start[0] = 0;
+}
+
+
+/* a header name's gate: its slot, or an index past them */
+
+static uint32_t
+eg_gate_header(eg_gate_build_t *gb, eg_str_t name)
+{
+    size_t         k;
+    eg_ruleset_t  *rs = gb->rs;
+
+    for (k = eg_hash_lower(name.data, name.len) & rs->hdr_ovf_mask;
+         rs->hdr_ovf_tab[k];
+         k = (k + 1) & rs->hdr_ovf_mask)
+    {
+        if (eg_ieq_lower(name, rs->hdr_ovf[rs->hdr_ovf_tab[k] - 1])) {
+            return (uint32_t) (rs->nhdr + rs->hdr_ovf_tab[k] - 1);
+        }
+    }
+
+    rs->hdr_ovf[rs->nhdr_ovf++] = name;
+    rs->hdr_ovf_tab[k] = (uint32_t) rs->nhdr_ovf;
+    rs->hdr_ovf_lens |= (uint64_t) 1 << (name.len < 64 ? name.len : 0);
+    eg_set_either_case(rs->hdr_ovf_first, name.data[0]);
+
+    return (uint32_t) (rs->nhdr + rs->nhdr_ovf - 1);
+}
+
+
+/*
+ * Gates of grams for rule i by a literal line on the path, query, uri or a
+ * header in a slot, when many rules have one there (eg_gram_field()).  A
+ * target's values are looked at every stride bytes, stride = its shortest
+ * argument - 3 (at most EG_GRAM_MAX_STRIDE): an argument in a value has
+ * one of its first stride grams at such a place, so each opens the rule.
+ * 0 if the line has no gram gates.
+ */
+
+static int
+eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
+{
+    size_t         a, k, t, stride;
+    uint32_t       gram, gate;
+    eg_gram_t     *e;
+    eg_ruleset_t  *rs = gb->rs;
+
+    k = eg_gram_field(gb->rs->rules[i], c);
+    if (k >= 64 || gb->ngram[k] < EG_GRAM_MIN_RULES) {
+        return 0;
+    }
+
+    stride = gb->gminlen[k] - 3;
+    stride = stride < EG_GRAM_MAX_STRIDE ? stride : EG_GRAM_MAX_STRIDE;
+
+    /* a line other than the one counted (eg_plan_gates()) may have a
+       shorter argument: it is tested the plain way */
+
+    for (a = 0; a < c->nargs; a++) {
+        if (c->args[a].len < stride + 3) {
+            return 0;
+        }
+    }
+
+    for (t = 0; t < rs->ngram_targets; t++) {
+        if (rs->gram_field[t] == c->field
+            && (c->field != EG_F_HEADER || rs->gram_slot[t] == c->slot))
+        {
+            break;
+        }
+    }
+
+    if (t == rs->ngram_targets) {
+        if (t == EG_GRAM_TARGETS) {
+            return 0;
+        }
+        rs->gram_field[t] = (uint8_t) c->field;
+        rs->gram_slot[t] = (int8_t) c->slot;
+        rs->gram_stride[t] = (uint8_t) stride;
+        rs->ngram_targets++;
+    }
+
+    for (a = 0; a < c->nargs; a++) {
+        for (k = 0; k < stride; k++) {
+            gram = eg_gram_at(c->args[a].data + k);
+            e = eg_gram_find(rs, gram, (uint32_t) t);
+
+            if (e->gate == 0) {
+                e->gram = gram;
+                e->target = (uint32_t) t;
+                e->gate = (uint32_t) (rs->nhdr + rs->nhdr_ovf + gb->ngrams++)
+                          + 1;
+                gate = eg_gram_hash(gram, (uint32_t) t) >> 16;
+                rs->gram_bloom[gate / 64] |= (uint64_t) 1 << (gate % 64);
+            }
+
+            gate = e->gate - 1;
+
+            /* a gram twice in the rule: the rule once */
+
+            if (gb->npairs && gb->pairs[gb->npairs - 1].rule == i
+                && gb->pairs[gb->npairs - 1].gate == gate)
+            {
+                continue;
+            }
+
+            gb->pairs[gb->npairs].gate = gate;
+            gb->pairs[gb->npairs].rule = (uint32_t) i;
+            gb->npairs++;
+        }
+    }
+
+    rs->gram_target_rules[t * rs->gate_words + i / 64]
+        |= (uint64_t) 1 << (i % 64);
+
+    return 1;
+}
+
+
+/*
+ * Where a line could have gram gates: 0 to 2 for the path (if the rule
+ * has no path scope already), query and uri, 3 + slot for a header in a
+ * slot; 64 for none.  Every argument must be 4 bytes or more.
+ */
+
+static size_t
+eg_gram_field(const eg_rule_t *r, const eg_cond_t *c)
+{
+    size_t    a;
+    unsigned  exact[EG_SCOPE_MAX_SEGS];
+    eg_str_t  segs[EG_SCOPE_MAX_SEGS];
+
+    if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX
+         && c->op != EG_OP_CONTAINS)
+        || c->nargs == 0)
+    {
+        return 64;
+    }
+
+    for (a = 0; a < c->nargs; a++) {
+        if (c->args[a].len < 4) {
+            return 64;
+        }
+    }
+
+    switch (c->field) {
+    case EG_F_PATH:
+        return eg_rule_segments(r, segs, exact) ? 64 : 0;
+    case EG_F_QUERY:
+        return 1;
+    case EG_F_URI:
+        return 2;
+    case EG_F_HEADER:
+        return c->slot >= 0 ? 3 + (size_t) c->slot : 64;
+    default:
+        return 64;
+    }
+}
+
+
+/* the entry of a gram, or the empty one where it goes */
+
+static eg_gram_t *
+eg_gram_find(eg_ruleset_t *rs, uint32_t gram, uint32_t target)
+{
+    size_t      k;
+    eg_gram_t  *e;
+
+    for (k = eg_gram_hash(gram, target) & rs->gram_mask; ;
+         k = (k + 1) & rs->gram_mask)
+    {
+        e = &rs->grams[k];
+
+        if (e->gate == 0 || (e->gram == gram && e->target == target)) {
+            return e;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 /*
  * fuzz_engine: the whole engine on a raw HTTP request, with the shipped
- * rules (every rules/NAME.rules file).
+ * rules (every rules/NAME.rules file) and rules that turn the gates on
+ * (gate_rules()).
  *
  * Input: a 4-byte head, then the request, read loosely (nothing is
  * rejected; whatever parses is used):
@@ -28,16 +29,16 @@
  * Invariants: the verdict invariants (fuzz_common.h); evaluating again
  * gives the same verdict, and so does evaluating without the plan's
  * shortcuts (the probes that skip a rule, the lookup of long prefix and
- * suffix lists by edge byte); with the body read there is no need_body, and
- * every deciding rule that matched with the body pending still matches
- * (reading the body only adds matches); the log line (as nginx would
- * write it) is valid (fuzz_log_check.h).
+ * suffix lists by edge byte, the gates); with the body read there is no
+ * need_body, and every deciding rule that matched with the body pending
+ * still matches (reading the body only adds matches); the log line (as
+ * nginx would write it) is valid (fuzz_log_check.h).
  */
 
 #include <glob.h>
 
 #include "fuzz_log_check.h"
-#include "eg_internal.h"          /* the plan's probes and lookups */
+#include "eg_internal.h"          /* the plan's shortcuts */
 
 
 #ifndef EG_RULES_DIR
@@ -60,7 +61,11 @@ static const char    *addrs[] = {
 };
 
 
-/* the plan's shortcuts on (as planned, saved the first time) or off */
+/* the plan's shortcuts on (as planned, saved the first time) or off:
+   probes, edge-byte lookups, gates */
+
+static void gate_rules(void);
+
 
 static void
 shortcuts(int on)
@@ -68,7 +73,16 @@ shortcuts(int on)
     size_t      i, j;
     eg_rule_t  *r;
     eg_cond_t  *c;
-    static int  saved;
+    static int       saved;
+    static uint64_t *ungated, *cookie_ungated;
+
+    if (!saved) {
+        ungated = rules->ungated;
+        cookie_ungated = rules->cookie_ungated;
+    }
+
+    rules->ungated = on ? ungated : NULL;
+    rules->cookie_ungated = on ? cookie_ungated : NULL;
 
     for (i = 0; i < rules->nrules; i++) {
         r = rules->rules[i];
@@ -91,6 +105,55 @@ shortcuts(int on)
     }
 
     saved = 1;
+}
+
+
+/*
+ * Rules that turn the gates on (eg_plan_gates()): more than 32 header
+ * names, eight or more rules on each gram target (a header, the path,
+ * query and uri) and on cookie names; short pieces a fuzzer finds.
+ */
+
+static void
+gate_rules(void)
+{
+    int          i, k;
+    char         err[1024];
+    size_t       n;
+    static char  text[64 * 1024];
+    static const char  *kinds[] = {
+        "header:User-Agent contains ab%dc",
+        "header:X-H%d present",
+        "query contains q%d=x",
+        "uri suffix .ex%d",
+        "path contains /d%d/",
+        "cookie:c%d present",
+        "path prefix /s%d/"
+    };
+
+    err[0] = '\0';
+    n = 0;
+    for (k = 0; k < 7; k++) {
+        for (i = 0; i < (k == 1 ? 40 : 10); i++) {
+            n += snprintf(text + n, sizeof(text) - n,
+                          "rule FZ-%d-%d\n    name \"x\"\n"
+                          "    cve CVE-2021-26855\n    action block\n"
+                          "    match ", k, i);
+            n += snprintf(text + n, sizeof(text) - n, kinds[k], i);
+            n += snprintf(text + n, sizeof(text) - n, "\nend\n");
+        }
+    }
+
+    if (eg_ruleset_load_buffer(rules, "fuzz-gates.rules",
+                               (const unsigned char *) text, n, err,
+                               sizeof(err))
+        != 0
+        || rules->ungated == NULL || rules->cookie_ungated == NULL
+        || rules->ngram_targets != 4 || rules->nhdr_ovf == 0)
+    {
+        fprintf(stderr, "fuzz_engine: the gate rules: %s\n", err);
+        exit(2);
+    }
 }
 
 
@@ -133,6 +196,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     }
 
     globfree(&gl);
+
+    gate_rules();
 
     nprobes = calloc(eg_ruleset_count(rules) + 1, sizeof(size_t));
     byedge = calloc(eg_ruleset_count(rules) * EG_MAX_CONDS + 1,
@@ -382,7 +447,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eg_eval(rules, &req, &opts, alloc, &v2);
     shortcuts(1);
     FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "the verdict differs without "
-               "the plan's probes and lookups: action %d/%d, %u/%u "
+               "the plan's probes, lookups and gates: action %d/%d, %u/%u "
                "matches, limit %d/%d", (int) v.action, (int) v2.action,
                (unsigned) v.total, (unsigned) v2.total, (int) v.limit,
                (int) v2.limit);

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "eg_test.h"
+#include "eg_internal.h"          /* test_gates: the plan's gates */
 
 
 #define MAXH  80
@@ -39,6 +40,10 @@ static void test_cookie_filter(void);
 static void test_alloc_failure(void);
 static void test_probes(void);
 static void test_long_lists(void);
+static void test_gates(void);
+static void gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
+    const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
+    int line);
 
 
 #define RULES(text)  rules(text, __FILE__, __LINE__)
@@ -1334,6 +1339,227 @@ test_long_lists(void)
 }
 
 
+
+/*
+ * Gates (eg_plan_gates()): many rules, each opened only by the headers,
+ * grams and cookies a request sends; the same verdicts as without them.
+ */
+
+#define GATES_SAME(rq)  gates_same(rs, rq, &opts, alloc, __FILE__, __LINE__)
+
+static void
+test_gates(void)
+{
+    int               i, k;
+    char              idbuf[256], want[64], ua[128], err[1024];
+    char              target[160], cookie[128];
+    size_t            n;
+    char             *text;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+    unsigned          seed;
+    size_t            matched = 0;
+
+    static const char  *kinds[] = {
+        "header:User-Agent contains Scanner%d/",
+        "header:X-Hdr-%d present",              /* past the 32 slots */
+        "query contains param%d=",
+        "uri suffix .ext%d",
+        "path contains /dir%d/",
+        "cookie:Cook%d present",
+        "path prefix /seg%d/"                   /* many scope entries */
+    };
+    static const char  *ids_of[] = { "UA", "H", "Q", "U", "P", "C", "S" };
+
+    text = malloc(256 * 1024);
+    if (text == NULL) {
+        exit(2);
+    }
+
+    n = 0;
+    for (k = 0; k < 7; k++) {
+        for (i = 0; i < (k == 1 || k == 6 ? 40 : 10); i++) {
+            n += snprintf(text + n, 256 * 1024 - n,
+                          "rule T-%s%d\n    name \"x\"\n    cve CVE-2021-26855"
+                          "\n    action block\n    match ", ids_of[k], i);
+            n += snprintf(text + n, 256 * 1024 - n, kinds[k], i);
+            n += snprintf(text + n, 256 * 1024 - n, "\nend\n");
+        }
+    }
+
+    n += snprintf(text + n, 256 * 1024 - n, "%s",
+                  RULE("T-PRE", "block", "    match path prefix /pre\n")
+                  RULE("T-AB", "block", "    match query contains ab\n")
+                  RULE("T-NEG", "block",
+                       "    match header:X-Neg not present\n"
+                       "    match method is BREW\n")
+                  RULE("T-2", "block",
+                       "    match query contains zz\n"
+                       "    match uri contains /two/\n"));
+
+    rs = eg_ruleset_new();
+    CHECK_INT(eg_ruleset_load_buffer(rs, "gates.rules",
+                                     (const unsigned char *) text, n, err,
+                                     sizeof(err)), 0);
+    free(text);
+
+    /* the gates are there: names past the slots, four gram targets (the
+       user agent, query, uri and unscoped path), the cookie names */
+
+    CHECK(rs->ungated != NULL);
+    CHECK(rs->nhdr_ovf > 0);
+    CHECK_INT(rs->ngram_targets, 4);
+    CHECK(rs->cookie_ungated != NULL);
+    CHECK(rs->cookie_tab != NULL);
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* headers in a slot and past them, any case */
+
+    eg_eval(rs, req(&r, "GET", "/", "X-HDR-39", "1", "x-hdr-3", "", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-H3,T-H39");
+    GATES_SAME(&r.req);
+    eg_eval(rs, req(&r, "GET", "/", "X-Hdr-399", "1", NULL), &opts, alloc,
+            &v);
+    CHECK_IDS(&v, "");
+
+    /* a gram at every place of the value, the stride's every phase */
+
+    for (i = 0; i < 12; i++) {
+        snprintf(ua, sizeof(ua), "%.*sSCANNER7/1.0", i, "Mozilla/5.0 ");
+        eg_eval(rs, req(&r, "GET", "/", "User-Agent", ua, NULL), &opts, alloc,
+                &v);
+        CHECK_IDS(&v, "T-UA7");
+        GATES_SAME(&r.req);
+    }
+
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "scanner7", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* a second copy of the header; a copy over the byte bound opens every
+       rule of the header, which reports the limit as without gates */
+
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "Mozilla/5.0",
+                    "user-agent", "x Scanner2/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-UA2");
+    opts.max_header_bytes = 16;
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "Mozilla/5.0 (Windows)",
+                    NULL), &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
+    GATES_SAME(&r.req);
+    opts.max_header_bytes = 0;
+
+    /* the query decoded, the raw uri, the normalized path */
+
+    eg_eval(rs, req(&r, "GET", "/x?a=1&%50ARAM3=x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q3");
+    eg_eval(rs, req(&r, "GET", "/x/file.EXT4", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-U4");
+    eg_eval(rs, req(&r, "GET", "/x/file.ext4?", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/a/./DIR2//b", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P2");
+    eg_eval(rs, req(&r, "GET", "/a/dir2", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* cookies: the names the header lacks drop their rules */
+
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "a=1; COOK3=v; cook33=1",
+                    NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-C3");
+    GATES_SAME(&r.req);
+    eg_eval(rs, req(&r, "GET", "/", "Cookie", "cook3x=1", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* scope past 32 entries: exact by hash, a prefix entry */
+
+    eg_eval(rs, req(&r, "GET", "/SEG35/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S35");
+    eg_eval(rs, req(&r, "GET", "/seg35", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/Prefix/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-PRE");
+
+    /* short arguments and "not" lines are no gates */
+
+    eg_eval(rs, req(&r, "GET", "/?ab", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-AB");
+    eg_eval(rs, req(&r, "BREW", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NEG");
+    eg_eval(rs, req(&r, "GET", "/two/?zz", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-2");
+
+    /* many requests of pieces of the rules, in and out of place */
+
+    seed = 1;
+    for (i = 0; i < 3000; i++) {
+        seed = seed * 1103515245 + 12345;
+        k = (seed >> 8) % 40;
+        snprintf(want, sizeof(want), "%s%d%s",
+                 (seed >> 20) & 1 ? "SCANNER" : "Scanner", k % 12,
+                 (seed >> 3) & 1 ? "/" : "");
+        snprintf(ua, sizeof(ua), "%.*s%s", (int) ((seed >> 4) % 9),
+                 "abcdefghi", want);
+        snprintf(target, sizeof(target), "/%s%d/%s?%s%d=%s",
+                 (seed >> 12) & 1 ? "seg" : "dir", k,
+                 (seed >> 14) & 1 ? "dir3/f.ext5" : "x",
+                 (seed >> 16) & 1 ? "param" : "PARAM", k % 11,
+                 (seed >> 18) & 1 ? "ab" : "zz");
+        snprintf(cookie, sizeof(cookie), "cook%d=1; x=2; Cook%d=3", k % 13,
+                 k / 3);
+        req(&r, (seed >> 22) & 1 ? "GET" : "BREW", target, "User-Agent", ua,
+            "Cookie", cookie, (seed >> 24) & 1 ? "X-Hdr-33" : "X-Neg", "1",
+            NULL);
+        GATES_SAME(&r.req);
+        eg_eval(rs, &r.req, &opts, alloc, &v);
+        matched += v.nmatches;
+    }
+
+    /* most requests match some rules: the comparison means something */
+
+    CHECK(matched > 3000);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* the verdict with the gates and without them (every rule looked at) */
+
+static void
+gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
+    const eg_alloc_t *alloc, const char *file, int line)
+{
+    char           a[512], b[512];
+    uint64_t      *ungated, *cookie_ungated;
+    eg_verdict_t   v, w;
+
+    eg_eval(rs, rq, opts, alloc, &v);
+
+    ungated = rs->ungated;
+    cookie_ungated = rs->cookie_ungated;
+    rs->ungated = NULL;
+    rs->cookie_ungated = NULL;
+    eg_eval(rs, rq, opts, alloc, &w);
+    rs->ungated = ungated;
+    rs->cookie_ungated = cookie_ungated;
+
+    if (strcmp(ids(&v, a, sizeof(a)), ids(&w, b, sizeof(b))) != 0
+        || v.action != w.action || v.limit != w.limit || v.total != w.total)
+    {
+        eg_test_fail(file, line, "with gates \"%s\" (limit %d), without "
+                     "\"%s\" (limit %d)", a, (int) v.limit, b, (int) w.limit);
+    }
+}
+
 int
 main(void)
 {
@@ -1356,6 +1582,7 @@ main(void)
     EG_RUN(test_alloc_failure);
     EG_RUN(test_probes);
     EG_RUN(test_long_lists);
+    EG_RUN(test_gates);
 
     return eg_test_done();
 }
