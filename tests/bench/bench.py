@@ -15,7 +15,8 @@
      runs around it; log lines against refusals.
   4. engine (tests/bench/eg_bench.c): ns and instructions per request over
      the corpora; ns against input size (cookie bytes, cookie count, URI,
-     ECP JSON body), with log-log slopes.
+     ECP JSON body), with log-log slopes; instructions per legitimate
+     request against the number of rules it cannot match (RULE_KINDS).
 
 Writes BENCHMARKS.md, docs/bench.png and build/bench/results.json (with
 --quick: build/bench/quick/ and build/bench/results-quick.json); a full run
@@ -79,6 +80,7 @@ FULL = dict(cg_n=200, cg_mix_cycles=20, rounds=5, duration=5,
                                     2000],
                    "uri": [1024, 2048, 4096, 6144, 8192, 12288, 16384],
                    "json": [1024, 4096, 16384, 65536, 262144, 1048576]},
+            rule_counts=[0, 10, 100, 1000, 4000],
             min_ms=20, repeat=5, cg_passes=5)
 QUICK = dict(cg_n=20, cg_mix_cycles=2, rounds=1, duration=2,
              pairs=2, pair_duration=1, connections=50,
@@ -86,7 +88,19 @@ QUICK = dict(cg_n=20, cg_mix_cycles=2, rounds=1, duration=2,
                     "cookie-count": [10, 300, 2000],
                     "uri": [1024, 4096, 16384],
                     "json": [1024, 32768, 1048576]},
+             rule_counts=[0, 1000],
              min_ms=5, repeat=3, cg_passes=1)
+
+# rules a site adds that no legitimate request matches (eg_bench.c,
+# rule_text()): what each costs a request that cannot match it
+RULE_KINDS = [
+    ("header", "`header:X-Block-N present` (the names past 32 are looked "
+               "up by hash)"),
+    ("path", "`path prefix /blockN/` (a path scope of its own)"),
+    ("user-agent", "`header:User-Agent contains BadScannerN/`"),
+    ("query", "`query contains blockparamN=`"),
+    ("cookie", "`cookie:BlockCookieN present`"),
+]
 
 SIZE_UNIT = {"cookie-bytes": "bytes", "cookie-count": "cookies",
              "uri": "bytes", "json": "bytes"}
@@ -738,7 +752,52 @@ def bench_engine(P):
             "(tail %.2f): %s" % (kind, g["slope"], g["slope_tail"],
                                  g["ir_slope"], g["ir_slope_tail"],
                                  verdict(g)))
+
+    # the legitimate corpus against the shipped rules plus N rules of a
+    # kind it cannot match
+    res["rules"] = {}
+    counts = ",".join(str(n) for n in P["rule_counts"])
+    for kind, _ in RULE_KINDS:
+        tmp = tempfile.mkdtemp(prefix="eg-bench-cg-")
+        cgf = os.path.join(tmp, "cg.out")
+        p = run(["valgrind", "--tool=callgrind",
+                 "--callgrind-out-file=" + cgf] + engine_args(P)[:3] +
+                ["--passes", str(P["cg_passes"]), "cgrules", kind, counts] +
+                corpus_files("legit"))
+        pts = []
+        for line in p.stdout.decode().splitlines():
+            w = line.split()
+            if len(w) == 5 and w[0] == "cgrules":
+                pts.append({"count": int(w[2]),
+                            "ir": cg_total("%s.%d" % (cgf, len(pts) + 1)) /
+                            (int(w[3]) * int(w[4]))})
+        shutil.rmtree(tmp, ignore_errors=True)
+        if len(pts) != len(P["rule_counts"]):
+            raise RuntimeError("eg-bench cgrules %s: %s" % (
+                kind, p.stdout.decode()))
+        res["rules"][kind] = pts
+        log("  rules  %-12s %s: %s" % (kind, rules_line(pts),
+                                       rules_verdict(pts)))
     return res
+
+
+def per_rule(pts):
+    """instructions per added rule at the largest count"""
+    a, b = pts[0], pts[-1]
+    return (b["ir"] - a["ir"]) / (b["count"] - a["count"])
+
+
+def rules_line(pts):
+    return "Ir/request %s; %.2f Ir per added rule" % (
+        " ".join("%d:%.0f" % (q["count"], q["ir"]) for q in pts),
+        per_rule(pts))
+
+
+def rules_verdict(pts):
+    # testing one rule costs 5 to 400 instructions (a need, a probe, a
+    # contains on a header); below one per rule no rule is tested, only
+    # the rule bit sets grow (one 64-bit word per 64 rules)
+    return "indexed" if per_rule(pts) < 1.0 else "TESTED ONE BY ONE"
 
 
 def analyze(pts):
@@ -1202,6 +1261,34 @@ def report(R, P, quick, elapsed, chart):
                     q["limit"]))
             a("")
 
+    if "engine" in R and R["engine"].get("rules"):
+        E = R["engine"]
+        a("### Rules a request cannot match")
+        a("")
+        a("The legitimate corpus (%d records) against the shipped rules "
+          "plus N rules a site might add, none of which it matches "
+          "(`eg-bench cgrules KIND N`, callgrind, %d pass(es) per count). "
+          "Testing a rule one by one costs 5 to 400 instructions; "
+          "**indexed** means under one instruction per added rule: the "
+          "request looks at no rule it cannot match (path scope, header "
+          "and cookie gates, grams of the values: `rules/README.md`); "
+          "what still grows is the rule bit sets, one 64-bit word per 64 "
+          "rules, about half an instruction per rule. Up to 64 rules with "
+          "no gate worth having, each rule's needs are tested instead "
+          "(cheaper there)." % (E["corpus"]["legit"]["records"],
+                                 P["cg_passes"]))
+        a("")
+        a("| added rules | " + " | ".join(
+            "N = %d" % n for n in P["rule_counts"]) +
+          " | Ir per added rule | verdict |")
+        a("|---|" + "---:|" * len(P["rule_counts"]) + "---:|---|")
+        for kind, what in RULE_KINDS:
+            pts = E["rules"][kind]
+            a("| %s | %s | %.2f | **%s** |" % (
+                what, " | ".join(fmt_ir(q["ir"]) for q in pts),
+                per_rule(pts), rules_verdict(pts)))
+        a("")
+
     H = history()
     if H and not quick:
         a("## Full runs so far")
@@ -1262,6 +1349,9 @@ def report(R, P, quick, elapsed, chart):
       "tests/corpus/legit/*.http")
     a("build/bench/eg-bench --rules 'rules/*.rules' growth json "
       "1024,65536,1048576")
+    a("valgrind --tool=callgrind build/bench/eg-bench --rules "
+      "'rules/*.rules' --passes 5 cgrules user-agent 0,1000,4000 "
+      "tests/corpus/legit/*.http   # one dump per count")
     a("```")
     a("")
     return "\n".join(L)
@@ -1442,6 +1532,9 @@ def main():
             log("  growth %-12s slope %.2f (tail %.2f); Ir slope %.2f (tail "
                 "%.2f): %s" % (k, g["slope"], g["slope_tail"], g["ir_slope"],
                                g["ir_slope_tail"], verdict(g)))
+        for k, pts in R["engine"].get("rules", {}).items():
+            log("  rules  %-12s %s: %s" % (k, rules_line(pts),
+                                           rules_verdict(pts)))
 
     R["elapsed"] = elapsed
     if not args.quick and only == {"callgrind", "wrk", "engine"} \

@@ -30,6 +30,16 @@
  *       max_cookies is 100000 and max_header_bytes 1 GB, so no limit cuts
  *       the work short (the line says so if one did).
  *
+ *   eg-bench --rules GLOB ... --passes N cgrules KIND COUNT[,COUNT...]
+ *            FILE.http ...
+ *       under valgrind --tool=callgrind: for each COUNT, the --rules files
+ *       and COUNT generated rules of KIND, none of which the records
+ *       match, then N passes over the records between
+ *       CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT, one dump per
+ *       count.  KIND is what a site adds (rule_text()): header, path,
+ *       user-agent, query, cookie.  Prints "cgrules <kind> <count> <N>
+ *       <records>".
+ *
  *   eg-bench --rules GLOB ... --passes N cggrowth KIND SIZE[,SIZE...]
  *       under valgrind --tool=callgrind: for each size, N evaluations
  *       between CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT, one
@@ -64,6 +74,7 @@
 
 
 #define BENCH_MAX_RECORDS  4096
+#define BENCH_MAX_GLOBS    16
 
 
 /* ------------------------------------------------------------ arena */
@@ -507,6 +518,101 @@ action_name(eg_action_e a)
 }
 
 
+/* ------------------------------------------------------------ rules */
+
+static const char  *globs[BENCH_MAX_GLOBS];
+static int          nglobs;
+
+
+/* the match line of generated rule i of a kind; NULL: no such kind */
+
+static const char *
+rule_text(const char *kind, size_t i, char *buf, size_t size)
+{
+    static const char  *kinds[][2] = {
+        { "header", "header:X-Block-%zu present" },
+        { "path", "path prefix /block%zu/" },
+        { "user-agent", "header:User-Agent contains BadScanner%zu/" },
+        { "query", "query contains blockparam%zu=" },
+        { "cookie", "cookie:BlockCookie%zu present" }
+    };
+    size_t  k;
+
+    for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (strcmp(kind, kinds[k][0]) == 0) {
+            snprintf(buf, size, kinds[k][1], i);
+            return buf;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* a rule set of the --rules files and count rules of a kind */
+
+static eg_ruleset_t *
+rules_plus(const char *kind, size_t count)
+{
+    int            g;
+    char           err[1024], line[256];
+    size_t         i, k;
+    glob_t         gl;
+    sbuf_t         t;
+    eg_ruleset_t  *rs;
+
+    rs = eg_ruleset_new();
+    if (rs == NULL) {
+        return NULL;
+    }
+
+    for (g = 0; g < nglobs; g++) {
+        if (glob(globs[g], 0, NULL, &gl) != 0) {
+            eg_ruleset_free(rs);
+            return NULL;
+        }
+        for (k = 0; k < gl.gl_pathc; k++) {
+            if (eg_ruleset_load_file(rs, gl.gl_pathv[k], err, sizeof(err))
+                != 0)
+            {
+                fprintf(stderr, "eg-bench: %s\n", err);
+                eg_ruleset_free(rs);
+                globfree(&gl);
+                return NULL;
+            }
+        }
+        globfree(&gl);
+    }
+
+    memset(&t, 0, sizeof(sbuf_t));
+
+    for (i = 0; i < count; i++) {
+        if (rule_text(kind, i, line, sizeof(line)) == NULL) {
+            fprintf(stderr, "eg-bench: unknown rule kind %s\n", kind);
+            eg_ruleset_free(rs);
+            return NULL;
+        }
+        snprintf(err, sizeof(err), "rule SITE-%zu\n    name \"site rule\"\n"
+                 "    cve CVE-2021-26855\n    action block\n    match %s\n"
+                 "end\n", i, line);
+        sb_str(&t, err);
+    }
+
+    if (count
+        && eg_ruleset_load_buffer(rs, "site.rules", t.buf, t.len, err,
+                                  sizeof(err))
+           != 0)
+    {
+        fprintf(stderr, "eg-bench: %s\n", err);
+        eg_ruleset_free(rs);
+        rs = NULL;
+    }
+
+    free(t.buf);
+    return rs;
+}
+
+
 /* ------------------------------------------------------------ main */
 
 int
@@ -518,7 +624,7 @@ main(int argc, char **argv)
     glob_t         gl;
     double         ns;
     eg_options_t   opts, gopts;
-    eg_ruleset_t  *rs;
+    eg_ruleset_t  *rs, *rs2;
     eg_request_t   req;
     sbuf_t         b;
     one_t          o;
@@ -534,6 +640,9 @@ main(int argc, char **argv)
 
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc) {
+            if (nglobs < BENCH_MAX_GLOBS) {
+                globs[nglobs++] = argv[i + 1];
+            }
             if (glob(argv[++i], 0, NULL, &gl) != 0) {
                 fprintf(stderr, "eg-bench: no rule file matches %s\n",
                         argv[i]);
@@ -600,6 +709,38 @@ main(int argc, char **argv)
 
         ns = measure(corpus_fn, &o);
         printf("corpus %zu %.1f %d\n", nrecords, ns / nrecords, blocked);
+        return 0;
+    }
+
+    if (strcmp(argv[i], "cgrules") == 0 && i + 2 < argc) {
+        for (k = i + 3; k < (size_t) argc; k++) {
+            if (load_file(argv[k]) != 0) {
+                return 2;
+            }
+        }
+
+        sizes = argv[i + 2];
+
+        for (tok = strtok_r(sizes, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save))
+        {
+            size = strtoul(tok, NULL, 10);
+            rs2 = rules_plus(argv[i + 1], size);
+            if (rs2 == NULL) {
+                return 2;
+            }
+
+            bench_pass(rs2, &opts);
+            CALLGRIND_ZERO_STATS;
+            for (k = 0; k < (size_t) passes; k++) {
+                bench_pass(rs2, &opts);
+            }
+            CALLGRIND_DUMP_STATS_AT(tok);
+            printf("cgrules %s %zu %d %zu\n", argv[i + 1], size, passes,
+                   nrecords);
+            fflush(stdout);
+            eg_ruleset_free(rs2);
+        }
         return 0;
     }
 

@@ -41,10 +41,14 @@ check "short guard/bare runs printed with the target's verdict" \
     "$out/stdout"
 check "flood log check printed" grep -q 'flood log check' "$out/stdout"
 check "growth slopes printed" grep -q 'growth json  *slope' "$out/stdout"
+check "rules a request cannot match printed" \
+    grep -qE 'rules  user-agent +Ir/request 0:[0-9]+ 1000:[0-9]+; [0-9.]+ Ir per added rule: (indexed|TESTED ONE BY ONE)' \
+    "$out/stdout"
 check "BENCHMARKS.md written" test -s "$out/BENCHMARKS.md"
 for section in '## Machine' '## 1. Instructions per proxied request' \
                '## 2. Throughput' '## 3. Attack flood' '## 4. Engine' \
-               '### Growth curves' '## Reproduce' '| \*\*mix\*\* |' \
+               '### Growth curves' '### Rules a request cannot match' \
+               '## Reproduce' '| \*\*mix\*\* |' \
                '| guard against bare | runs |' \
                'modsecurity-crs' 'eomt-nginx' 'guard-detect'; do
     check "BENCHMARKS.md has '$section'" grep -q "$section" "$out/BENCHMARKS.md"
