@@ -259,14 +259,15 @@ struct eg_ruleset_s {
      * Gates (eg_plan_gates()): a rule is opened to a request by one key
      * of its first positive line that has one: a 4-byte piece (a gram) of
      * each argument of an "is", "prefix", "suffix" or "contains" line on
-     * the path, the query, the uri or a header; else the header (or the
-     * Cookie header) the line reads.  A request opens the gates of the
-     * headers it sends and of the grams in those values, and evaluates
-     * only open rules: however many rules are loaded, it pays per header
-     * and per byte it sends, and per rule it opens, not per rule it cannot
-     * match.  Gates 0 to nhdr-1 are the header slots, the names past
-     * EG_HDR_SLOTS follow, then the grams.  Only past 64 rules (or
-     * EG_HDR_SLOTS names): below that, testing each rule costs less.
+     * the path, query, uri, method, client or a header; else the header
+     * (or the Cookie header) the line reads.  A request opens the gates
+     * of the headers it sends and of the grams in those values, and
+     * evaluates only open rules: however many rules are loaded, it pays
+     * per header and per byte it sends, and per rule it opens, not per
+     * rule it cannot match.  Gates 0 to nhdr-1 are the header slots, the
+     * names past EG_HDR_SLOTS follow, then the grams.  Only past 64 rules,
+     * EG_HDR_SLOTS names or 8 rules on one value: below that, testing each
+     * rule costs less.
      */
     uint64_t             *ungated;       /* gate_words; NULL: no gates */
     size_t                gate_words;

@@ -339,7 +339,8 @@ eg_max_header_bytes(eg_state_t *st)
 }
 
 
-/* the method, path, query or uri (field <= EG_F_URI): known at once */
+/* the method, path, query or uri (field <= EG_F_URI), or the client:
+   known at once */
 
 static EG_INLINE eg_str_t
 eg_target_value(eg_state_t *st, unsigned field)
@@ -351,6 +352,8 @@ eg_target_value(eg_state_t *st, unsigned field)
         return st->v->path;
     case EG_F_QUERY:
         return st->v->query;
+    case EG_F_CLIENT:
+        return st->req->client_addr;
     default:
         return st->req->target;
     }
@@ -602,8 +605,8 @@ eg_open_gate_by_name(eg_state_t *st, eg_str_t name)
 
 
 /*
- * The grams of the values rules have gram gates on: the path, query, uri
- * or the instances of a header.  A header instance over the byte bound
+ * The grams of the values rules have gram gates on: the path, query, uri,
+ * method, client or the instances of a header.  A header instance over the byte bound
  * opens every rule of its target, which then reports the limit.
  */
 

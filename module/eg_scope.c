@@ -905,8 +905,9 @@ eg_gate_header(eg_gate_build_t *gb, eg_str_t name)
 
 
 /*
- * Gates of grams for rule i by a literal line on the path, query, uri or a
- * header in a slot, when many rules have one there (eg_gram_field()).  A
+ * Gates of grams for rule i by a literal line on the path, query, uri,
+ * method, client or a header in a slot, when many rules have one there
+ * (eg_gram_field()).  A
  * target's values are looked at every stride bytes, stride = its shortest
  * argument - 3 (at most EG_GRAM_MAX_STRIDE): an argument in a value has
  * one of its first stride grams at such a place, so each opens the rule.
@@ -994,9 +995,10 @@ eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
 
 
 /*
- * Where a line could have gram gates: 0 to 2 for the path (if the rule
- * has no path scope already), query and uri, 3 + slot for a header in a
- * slot; 64 for none.  Every argument must be 4 bytes or more.
+ * Where a line could have gram gates: 0 to 4 for the path (if the rule
+ * has no path scope already), query, uri, method and client, 5 + slot for
+ * a header in a slot; 64 for none.  Every argument must be 4 bytes or
+ * more.
  */
 
 static size_t
@@ -1026,8 +1028,12 @@ eg_gram_field(const eg_rule_t *r, const eg_cond_t *c)
         return 1;
     case EG_F_URI:
         return 2;
+    case EG_F_METHOD:
+        return 3;
+    case EG_F_CLIENT:
+        return 4;
     case EG_F_HEADER:
-        return c->slot >= 0 ? 3 + (size_t) c->slot : 64;
+        return c->slot >= 0 ? 5 + (size_t) c->slot : 64;
     default:
         return 64;
     }

@@ -100,6 +100,7 @@ RULE_KINDS = [
     ("user-agent", "`header:User-Agent contains BadScannerN/`"),
     ("query", "`query contains blockparamN=`"),
     ("cookie", "`cookie:BlockCookieN present`"),
+    ("client", "`client is 203.0.X.Y` (an address block list)"),
 ]
 
 SIZE_UNIT = {"cookie-bytes": "bytes", "cookie-count": "cookies",

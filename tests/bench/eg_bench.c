@@ -37,7 +37,7 @@
  *       match, then N passes over the records between
  *       CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT, one dump per
  *       count.  KIND is what a site adds (rule_text()): header, path,
- *       user-agent, query, cookie.  Prints "cgrules <kind> <count> <N>
+ *       user-agent, query, cookie, client.  Prints "cgrules <kind> <count> <N>
  *       <records>".
  *
  *   eg-bench --rules GLOB ... --passes N cggrowth KIND SIZE[,SIZE...]
@@ -534,13 +534,18 @@ rule_text(const char *kind, size_t i, char *buf, size_t size)
         { "path", "path prefix /block%zu/" },
         { "user-agent", "header:User-Agent contains BadScanner%zu/" },
         { "query", "query contains blockparam%zu=" },
-        { "cookie", "cookie:BlockCookie%zu present" }
+        { "cookie", "cookie:BlockCookie%zu present" },
+        { "client", "client is 203.0.%zu.%zu" }
     };
     size_t  k;
 
     for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         if (strcmp(kind, kinds[k][0]) == 0) {
-            snprintf(buf, size, kinds[k][1], i);
+            if (strcmp(kind, "client") == 0) {
+                snprintf(buf, size, kinds[k][1], i / 250, i % 250 + 1);
+            } else {
+                snprintf(buf, size, kinds[k][1], i);
+            }
             return buf;
         }
     }

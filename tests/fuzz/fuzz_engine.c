@@ -111,7 +111,8 @@ shortcuts(int on)
 /*
  * Rules that turn the gates on (eg_plan_gates()): more than 32 header
  * names, eight or more rules on each gram target (a header, the path,
- * query and uri) and on cookie names; short pieces a fuzzer finds.
+ * query, uri, client and method) and on cookie names; short pieces a
+ * fuzzer finds.
  */
 
 static void
@@ -128,12 +129,14 @@ gate_rules(void)
         "uri suffix .ex%d",
         "path contains /d%d/",
         "cookie:c%d present",
-        "path prefix /s%d/"
+        "path prefix /s%d/",
+        "client is 10.0.0.%d",
+        "method is mth%d"
     };
 
     err[0] = '\0';
     n = 0;
-    for (k = 0; k < 7; k++) {
+    for (k = 0; k < 9; k++) {
         for (i = 0; i < (k == 1 ? 40 : 10); i++) {
             n += snprintf(text + n, sizeof(text) - n,
                           "rule FZ-%d-%d\n    name \"x\"\n"
@@ -149,7 +152,7 @@ gate_rules(void)
                                sizeof(err))
         != 0
         || rules->ungated == NULL || rules->cookie_ungated == NULL
-        || rules->ngram_targets != 4 || rules->nhdr_ovf == 0)
+        || rules->ngram_targets != 6 || rules->nhdr_ovf == 0)
     {
         fprintf(stderr, "fuzz_engine: the gate rules: %s\n", err);
         exit(2);

@@ -1352,7 +1352,7 @@ test_gates(void)
 {
     int               i, k;
     char              idbuf[256], want[64], ua[128], err[1024];
-    char              target[160], cookie[128];
+    char              target[160], cookie[128], method[16], client[32];
     size_t            n;
     char             *text;
     req_t             r;
@@ -1371,17 +1371,20 @@ test_gates(void)
         "uri suffix .ext%d",
         "path contains /dir%d/",
         "cookie:Cook%d present",
-        "path prefix /seg%d/"                   /* many scope entries */
+        "path prefix /seg%d/",                  /* many scope entries */
+        "client is 198.51.100.%d",
+        "method is BREW%d"
     };
-    static const char  *ids_of[] = { "UA", "H", "Q", "U", "P", "C", "S" };
+    static const char  *ids_of[] = { "UA", "H", "Q", "U", "P", "C", "S",
+                                     "CL", "M" };
 
-    text = malloc(256 * 1024);
+    text = malloc(256 * 1024);     /* the rules below fit */
     if (text == NULL) {
         exit(2);
     }
 
     n = 0;
-    for (k = 0; k < 7; k++) {
+    for (k = 0; k < 9; k++) {
         for (i = 0; i < (k == 1 || k == 6 ? 40 : 10); i++) {
             n += snprintf(text + n, 256 * 1024 - n,
                           "rule T-%s%d\n    name \"x\"\n    cve CVE-2021-26855"
@@ -1407,12 +1410,13 @@ test_gates(void)
                                      sizeof(err)), 0);
     free(text);
 
-    /* the gates are there: names past the slots, four gram targets (the
-       user agent, query, uri and unscoped path), the cookie names */
+    /* the gates are there: names past the slots, six gram targets (the
+       user agent, query, uri, unscoped path, client, method), the cookie
+       names */
 
     CHECK(rs->ungated != NULL);
     CHECK(rs->nhdr_ovf > 0);
-    CHECK_INT(rs->ngram_targets, 4);
+    CHECK_INT(rs->ngram_targets, 6);
     CHECK(rs->cookie_ungated != NULL);
     CHECK(rs->cookie_tab != NULL);
 
@@ -1488,6 +1492,21 @@ test_gates(void)
     eg_eval(rs, req(&r, "GET", "/Prefix/x", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "T-PRE");
 
+    /* the client and the method */
+
+    req(&r, "GET", "/", NULL);
+    r.req.client_addr = eg_test_s("198.51.100.7");
+    eg_eval(rs, &r.req, &opts, alloc, &v);
+    CHECK_IDS(&v, "T-CL7");
+    r.req.client_addr = eg_test_s("198.51.100.77");
+    eg_eval(rs, &r.req, &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    GATES_SAME(&r.req);
+    eg_eval(rs, req(&r, "brew3", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-M3");
+    eg_eval(rs, req(&r, "BREW33", "/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
     /* short arguments and "not" lines are no gates */
 
     eg_eval(rs, req(&r, "GET", "/?ab", NULL), &opts, alloc, &v);
@@ -1515,9 +1534,13 @@ test_gates(void)
                  (seed >> 18) & 1 ? "ab" : "zz");
         snprintf(cookie, sizeof(cookie), "cook%d=1; x=2; Cook%d=3", k % 13,
                  k / 3);
-        req(&r, (seed >> 22) & 1 ? "GET" : "BREW", target, "User-Agent", ua,
+        snprintf(method, sizeof(method), "%s%d",
+                 (seed >> 26) & 1 ? "Brew" : "BREW", k % 12);
+        req(&r, (seed >> 22) & 1 ? method : "BREW", target, "User-Agent", ua,
             "Cookie", cookie, (seed >> 24) & 1 ? "X-Hdr-33" : "X-Neg", "1",
             NULL);
+        snprintf(client, sizeof(client), "198.51.100.%d", k % 12);
+        r.req.client_addr = eg_test_s(client);
         GATES_SAME(&r.req);
         eg_eval(rs, &r.req, &opts, alloc, &v);
         matched += v.nmatches;
