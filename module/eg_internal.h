@@ -79,6 +79,13 @@ typedef struct eg_cond_s {
        argument i whose first (suffix: last) byte is b, lower case */
     uint32_t             *byedge;
 
+    /* literals one of which a value the line holds for contains, lower
+       case: the arguments of is, prefix, suffix and contains; for a regex,
+       what eg_regex_literals() finds (nlits 0: none) */
+    eg_str_t             *lits;
+    size_t                nlits;
+    unsigned              lits_done;     /* a regex's, found once */
+
     /* what only a report or a reload reads */
     eg_str_t              display;   /* "cookie:X-BEResource" */
     eg_str_t              src;       /* the regex as written */

@@ -368,6 +368,13 @@ static unsigned eg_byte_weight(unsigned char b);
 static void eg_set_either_case(uint8_t *set, unsigned char b);
 static void eg_plan_gates(eg_ruleset_t *rs);
 static void eg_plan_cookie_tab(eg_ruleset_t *rs);
+static void eg_plan_literals(eg_ruleset_t *rs, eg_cond_t *c);
+static size_t eg_regex_literals(eg_str_t re, unsigned char *buf,
+    eg_str_t *lits, size_t max);
+static const unsigned char *eg_regex_skip(const unsigned char *p,
+    const unsigned char *end);
+static const unsigned char *eg_regex_class(const unsigned char *p,
+    const unsigned char *end);
 
 void
 eg_plan_build(eg_ruleset_t *rs)
@@ -434,6 +441,7 @@ eg_plan_build(eg_ruleset_t *rs)
             eg_plan_edge(c);
             eg_plan_byedge(rs, c);
             eg_plan_test(c);
+            eg_plan_literals(rs, c);
 
             switch (c->field) {
 
@@ -508,6 +516,307 @@ eg_plan_build(eg_ruleset_t *rs)
     }
 
     eg_plan_gates(rs);
+}
+
+
+/* the literals of a line (eg_internal.h); a regex's are found once and
+   kept with the rules */
+
+#define EG_REGEX_MAX_LITS  8
+
+static void
+eg_plan_literals(eg_ruleset_t *rs, eg_cond_t *c)
+{
+    size_t          n;
+    eg_str_t        lits[EG_REGEX_MAX_LITS];
+    unsigned char  *buf;
+
+    if (c->op == EG_OP_IS || c->op == EG_OP_PREFIX || c->op == EG_OP_SUFFIX
+        || c->op == EG_OP_CONTAINS)
+    {
+        c->lits = c->args;
+        c->nlits = c->nargs;
+        return;
+    }
+
+    if (c->op != EG_OP_REGEX) {
+        c->lits = NULL;
+        c->nlits = 0;
+        return;
+    }
+
+    if (c->lits_done) {
+        return;
+    }
+
+    c->lits_done = 1;
+    c->nlits = 0;
+
+    buf = eg_mem_alloc(&rs->mem, c->src.len + 1);
+    if (buf == NULL) {
+        return;
+    }
+
+    n = eg_regex_literals(c->src, buf, lits, EG_REGEX_MAX_LITS);
+    if (n == 0) {
+        return;
+    }
+
+    c->lits = eg_mem_alloc(&rs->mem, n * sizeof(eg_str_t));
+    if (c->lits == NULL) {
+        return;
+    }
+
+    memcpy(c->lits, lits, n * sizeof(eg_str_t));
+    c->nlits = n;
+}
+
+
+/*
+ * Literals one of which every match of a regex holds (compiled caseless,
+ * without UTF): the longest run of plain bytes of each top-level
+ * alternative, outside groups and classes and not made optional by a
+ * quantifier; lower case, into buf.  0 when some alternative has none of
+ * 4 bytes or more, or the regex has what this reading does not follow:
+ * inline options ("(?x)" changes what a space is), "(*" verbs ("(*UTF)"
+ * changes what caseless means), "\Q", escapes with more after them.
+ */
+
+static size_t
+eg_regex_literals(eg_str_t re, unsigned char *buf, eg_str_t *lits,
+    size_t max)
+{
+    size_t                n, len, best;
+    unsigned char         ch;
+    unsigned char        *run, *best_run, *out;
+    const unsigned char  *p, *end, *q;
+
+    p = re.data;
+    end = re.data + re.len;
+    out = buf;
+    n = 0;
+
+    /* \Q..\E quotes anything, even in a group or a class */
+
+    for (q = p; q + 1 < end; q++) {
+        if (q[0] == '\\' && q[1] == 'Q') {
+            return 0;
+        }
+        q += (q[0] == '\\');
+    }
+
+    for ( ;; ) {
+        /* one alternative: runs of plain bytes */
+
+        run = out;
+        best_run = NULL;
+        best = 0;
+
+        while (p < end && *p != '|') {
+            if (*p == '\\') {
+                if (p + 1 == end) {
+                    return 0;
+                }
+                ch = p[1];
+                if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
+                    || (ch >= 'A' && ch <= 'Z'))
+                {
+                    /* a class, an anchor or a control byte ends the run;
+                       an escape with more after it (\x41, \cA, \k<n>,
+                       \1) is not read */
+                    if (strchr("dDsSwWhHvVRXbBAzZGKEtnrfae", ch) == NULL) {
+                        return 0;
+                    }
+                    p += 2;
+                    ch = 0;
+                    q = p;
+                    goto quantifier;
+                }
+                p += 2;
+
+            } else if (*p == '(') {
+                if (p + 1 < end && p[1] == '*') {
+                    return 0;
+                }
+                if (p + 2 < end && p[1] == '?'
+                    && strchr(":=!<>|'P", p[2]) == NULL)
+                {
+                    return 0;
+                }
+                p = eg_regex_skip(p, end);
+                if (p == NULL) {
+                    return 0;
+                }
+                ch = 0;
+                q = p;
+                goto quantifier;
+
+            } else if (*p == '[') {
+                p = eg_regex_class(p, end);
+                if (p == NULL) {
+                    return 0;
+                }
+                ch = 0;
+                q = p;
+                goto quantifier;
+
+            } else if (*p == '.' || *p == '^' || *p == '$' || *p == ')'
+                       || *p == '*' || *p == '+' || *p == '?' || *p == '{')
+            {
+                ch = 0;
+                q = ++p;
+                goto quantifier;
+
+            } else {
+                ch = *p++;
+            }
+
+            /* a plain byte: in the run unless a quantifier follows */
+
+            q = p;
+
+        quantifier:
+
+            if (q < end && (*q == '*' || *q == '?' || *q == '{')) {
+                ch = 0;                 /* optional, or counted: out */
+                if (*q == '{') {
+                    while (q < end && *q != '}') {
+                        q++;
+                    }
+                    if (q == end) {
+                        return 0;
+                    }
+                }
+                q++;
+                if (q < end && (*q == '?' || *q == '+')) {
+                    q++;
+                }
+                p = q;
+
+            } else if (q < end && *q == '+') {
+                q++;
+                if (q < end && (*q == '?' || *q == '+')) {
+                    q++;
+                }
+                if (ch) {
+                    *out++ = eg_lower(ch);      /* once at least */
+                }
+                ch = 0;
+                p = q;
+            }
+
+            if (ch) {
+                *out++ = eg_lower(ch);
+                continue;
+            }
+
+            /* the run ends */
+
+            len = out - run;
+            if (len > best) {
+                best = len;
+                best_run = run;
+            }
+            run = out;
+        }
+
+        len = out - run;
+        if (len > best) {
+            best = len;
+            best_run = run;
+        }
+
+        if (best < 4 || n == max) {
+            return 0;
+        }
+
+        lits[n].data = best_run;
+        lits[n].len = best;
+        n++;
+
+        if (p == end) {
+            return n;
+        }
+
+        p++;                            /* the '|' */
+    }
+}
+
+
+/* past a group at p ('('), or NULL if it does not close */
+
+static const unsigned char *
+eg_regex_skip(const unsigned char *p, const unsigned char *end)
+{
+    size_t  depth = 0;
+
+    while (p < end) {
+        if (*p == '\\') {
+            p += 2;
+            continue;
+        }
+
+        if (*p == '[') {
+            p = eg_regex_class(p, end);
+            if (p == NULL) {
+                return NULL;
+            }
+            continue;
+        }
+
+        if (*p == '(') {
+            depth++;
+
+        } else if (*p == ')' && --depth == 0) {
+            return p + 1;
+        }
+
+        p++;
+    }
+
+    return NULL;
+}
+
+
+/* past a class at p ('['), or NULL if it does not close */
+
+static const unsigned char *
+eg_regex_class(const unsigned char *p, const unsigned char *end)
+{
+    p++;
+
+    if (p < end && *p == '^') {
+        p++;
+    }
+
+    if (p < end && *p == ']') {
+        p++;                            /* a ']' first is a member */
+    }
+
+    while (p < end) {
+        if (*p == '\\') {
+            p += 2;
+            continue;
+        }
+
+        if (*p == '[' && p + 1 < end && p[1] == ':') {
+            /* [:alpha:] */
+            p += 2;
+            while (p + 1 < end && !(p[0] == ':' && p[1] == ']')) {
+                p++;
+            }
+            p += 2;
+            continue;
+        }
+
+        if (*p == ']') {
+            return p + 1;
+        }
+
+        p++;
+    }
+
+    return NULL;
 }
 
 
@@ -624,9 +933,9 @@ eg_plan_gates(eg_ruleset_t *rs)
             k = eg_gram_field(r, c);
             if (k < 64) {
                 ngram[k]++;
-                for (a = 0; a < c->nargs; a++) {
-                    if (gminlen[k] == 0 || c->args[a].len < gminlen[k]) {
-                        gminlen[k] = c->args[a].len;
+                for (a = 0; a < c->nlits; a++) {
+                    if (gminlen[k] == 0 || c->lits[a].len < gminlen[k]) {
+                        gminlen[k] = c->lits[a].len;
                     }
                 }
                 break;
@@ -668,8 +977,8 @@ eg_plan_gates(eg_ruleset_t *rs)
         for (j = 0; j < r->nconds; j++) {
             c = &r->conds[j];
             maxovf += (c->field == EG_F_HEADER && c->slot < 0);
-            for (a = 0; a < c->nargs; a++) {
-                k = c->args[a].len < 4 ? 0 : c->args[a].len - 3;
+            for (a = 0; a < c->nlits; a++) {
+                k = c->lits[a].len < 4 ? 0 : c->lits[a].len - 3;
                 maxkeys += k < EG_GRAM_MAX_STRIDE ? k : EG_GRAM_MAX_STRIDE;
             }
         }
@@ -905,9 +1214,9 @@ eg_gate_header(eg_gate_build_t *gb, eg_str_t name)
 
 
 /*
- * Gates of grams for rule i by a literal line on the path, query, uri,
- * method, client or a header in a slot, when many rules have one there
- * (eg_gram_field()).  A
+ * Gates of grams for rule i by a line with literals on the path, query,
+ * uri, method, client or a header in a slot, when many rules have one
+ * there (eg_gram_field()).  A
  * target's values are looked at every stride bytes, stride = its shortest
  * argument - 3 (at most EG_GRAM_MAX_STRIDE): an argument in a value has
  * one of its first stride grams at such a place, so each opens the rule.
@@ -933,8 +1242,8 @@ eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
     /* a line other than the one counted (eg_plan_gates()) may have a
        shorter argument: it is tested the plain way */
 
-    for (a = 0; a < c->nargs; a++) {
-        if (c->args[a].len < stride + 3) {
+    for (a = 0; a < c->nlits; a++) {
+        if (c->lits[a].len < stride + 3) {
             return 0;
         }
     }
@@ -957,9 +1266,9 @@ eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
         rs->ngram_targets++;
     }
 
-    for (a = 0; a < c->nargs; a++) {
+    for (a = 0; a < c->nlits; a++) {
         for (k = 0; k < stride; k++) {
-            gram = eg_gram_at(c->args[a].data + k);
+            gram = eg_gram_at(c->lits[a].data + k);
             e = eg_gram_find(rs, gram, (uint32_t) t);
 
             if (e->gate == 0) {
@@ -997,8 +1306,8 @@ eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
 /*
  * Where a line could have gram gates: 0 to 4 for the path (if the rule
  * has no path scope already), query, uri, method and client, 5 + slot for
- * a header in a slot; 64 for none.  Every argument must be 4 bytes or
- * more.
+ * a header in a slot; 64 for none.  The line needs literals (c->lits),
+ * every one 4 bytes or more.
  */
 
 static size_t
@@ -1008,15 +1317,12 @@ eg_gram_field(const eg_rule_t *r, const eg_cond_t *c)
     unsigned  exact[EG_SCOPE_MAX_SEGS];
     eg_str_t  segs[EG_SCOPE_MAX_SEGS];
 
-    if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX
-         && c->op != EG_OP_CONTAINS)
-        || c->nargs == 0)
-    {
+    if (c->nlits == 0) {
         return 64;
     }
 
-    for (a = 0; a < c->nargs; a++) {
-        if (c->args[a].len < 4) {
+    for (a = 0; a < c->nlits; a++) {
+        if (c->lits[a].len < 4) {
             return 64;
         }
     }

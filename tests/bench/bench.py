@@ -98,6 +98,8 @@ RULE_KINDS = [
                "up by hash)"),
     ("path", "`path prefix /blockN/` (a path scope of its own)"),
     ("user-agent", "`header:User-Agent contains BadScannerN/`"),
+    ("user-agent-regex", "`header:User-Agent regex 'BadScannerN/'` (its "
+                         "literal, eg_regex_literals())"),
     ("query", "`query contains blockparamN=`"),
     ("cookie", "`cookie:BlockCookieN present`"),
     ("client", "`client is 203.0.X.Y` (an address block list)"),

@@ -37,7 +37,7 @@
  *       match, then N passes over the records between
  *       CALLGRIND_ZERO_STATS and CALLGRIND_DUMP_STATS_AT, one dump per
  *       count.  KIND is what a site adds (rule_text()): header, path,
- *       user-agent, query, cookie, client.  Prints "cgrules <kind> <count> <N>
+ *       user-agent, user-agent-regex, query, cookie, client.  Prints "cgrules <kind> <count> <N>
  *       <records>".
  *
  *   eg-bench --rules GLOB ... --passes N cggrowth KIND SIZE[,SIZE...]
@@ -533,6 +533,7 @@ rule_text(const char *kind, size_t i, char *buf, size_t size)
         { "header", "header:X-Block-%zu present" },
         { "path", "path prefix /block%zu/" },
         { "user-agent", "header:User-Agent contains BadScanner%zu/" },
+        { "user-agent-regex", "header:User-Agent regex 'BadScanner%zu/'" },
         { "query", "query contains blockparam%zu=" },
         { "cookie", "cookie:BlockCookie%zu present" },
         { "client", "client is 203.0.%zu.%zu" }

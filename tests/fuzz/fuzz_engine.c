@@ -111,8 +111,8 @@ shortcuts(int on)
 /*
  * Rules that turn the gates on (eg_plan_gates()): more than 32 header
  * names, eight or more rules on each gram target (a header, the path,
- * query, uri, client and method) and on cookie names; short pieces a
- * fuzzer finds.
+ * query, uri, client and method; regexes with literals too) and on
+ * cookie names; short pieces a fuzzer finds.
  */
 
 static void
@@ -131,12 +131,13 @@ gate_rules(void)
         "cookie:c%d present",
         "path prefix /s%d/",
         "client is 10.0.0.%d",
-        "method is mth%d"
+        "method is mth%d",
+        "query regex 'rqx%1$d(a|b)+x|zqy%1$dy'"
     };
 
     err[0] = '\0';
     n = 0;
-    for (k = 0; k < 9; k++) {
+    for (k = 0; k < 10; k++) {
         for (i = 0; i < (k == 1 ? 40 : 10); i++) {
             n += snprintf(text + n, sizeof(text) - n,
                           "rule FZ-%d-%d\n    name \"x\"\n"
@@ -152,7 +153,8 @@ gate_rules(void)
                                sizeof(err))
         != 0
         || rules->ungated == NULL || rules->cookie_ungated == NULL
-        || rules->ngram_targets != 6 || rules->nhdr_ovf == 0)
+        || rules->ngram_targets != 6 || rules->nhdr_ovf == 0
+        || rules->rules[rules->nrules - 1]->conds[0].nlits != 2)
     {
         fprintf(stderr, "fuzz_engine: the gate rules: %s\n", err);
         exit(2);

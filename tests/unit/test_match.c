@@ -41,7 +41,8 @@ static void test_alloc_failure(void);
 static void test_probes(void);
 static void test_long_lists(void);
 static void test_gates(void);
-static void gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
+static void test_regex_literals(void);
+static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
 
@@ -1351,7 +1352,7 @@ static void
 test_gates(void)
 {
     int               i, k;
-    char              idbuf[256], want[64], ua[128], err[1024];
+    char              idbuf[256], want[64], ua[128];
     char              target[160], cookie[128], method[16], client[32];
     size_t            n;
     char             *text;
@@ -1404,10 +1405,7 @@ test_gates(void)
                        "    match query contains zz\n"
                        "    match uri contains /two/\n"));
 
-    rs = eg_ruleset_new();
-    CHECK_INT(eg_ruleset_load_buffer(rs, "gates.rules",
-                                     (const unsigned char *) text, n, err,
-                                     sizeof(err)), 0);
+    rs = RULES(text);
     free(text);
 
     /* the gates are there: names past the slots, six gram targets (the
@@ -1541,9 +1539,7 @@ test_gates(void)
             NULL);
         snprintf(client, sizeof(client), "198.51.100.%d", k % 12);
         r.req.client_addr = eg_test_s(client);
-        GATES_SAME(&r.req);
-        eg_eval(rs, &r.req, &opts, alloc, &v);
-        matched += v.nmatches;
+        matched += GATES_SAME(&r.req);
     }
 
     /* most requests match some rules: the comparison means something */
@@ -1555,9 +1551,129 @@ test_gates(void)
 }
 
 
-/* the verdict with the gates and without them (every rule looked at) */
+/*
+ * The literals of a regex (eg_regex_literals()): one of them is in every
+ * value the regex matches, so a gram of it may open the rule; a regex
+ * this reading does not follow has none.  Then the gates on such rules
+ * against values made of their pieces: the same verdicts as without.
+ */
 
 static void
+test_regex_literals(void)
+{
+    int               i, k;
+    char              ua[128], idbuf[256];
+    size_t            n, j;
+    char             *text;
+    req_t             r;
+    eg_str_t          got;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+    unsigned          seed;
+    size_t            matched = 0;
+    const eg_cond_t  *c;
+
+    static const char  *cases[][2] = {
+        { "BadScanner\\d+/", "badscanner" },
+        { "sqlmap|nikto|nmap\\.", "sqlmap,nikto,nmap." },
+        { "(?:foo|bar)baz\\.php", "baz.php" },
+        { "abc", "" },
+        { "abcde?fgh", "abcd" },
+        { "ab+cdef", "cdef" },
+        { "xy+zzzz", "zzzz" },
+        { "(?i)scanner", "" },
+        { "\\x41bcdef", "" },
+        { "scan[a-z]ner", "scan" },
+        { "x{2}yyyy", "yyyy" },
+        { "abcd|ef", "" },
+        { "a\\.b\\/cdef", "a.b/cdef" },
+        { "\\Qabcd\\E", "" },
+        { "(*UTF)abcdef", "" },
+        { "wxyz\\z", "wxyz" },
+        { "A(?=b)CDEF", "cdef" },
+        { "[)|]qrst(u|v)", "qrst" },
+        { "kl\\d{2,3}mnop", "mnop" },
+        { "^/ab(cd|ef)*ghij$", "ghij" }
+    };
+    static const char  *pieces[] = {
+        "BadScanner", "7", "/", "sqlmap", "nmap.", "foo", "bar", "baz.php",
+        "abc", "abcd", "e", "fgh", "abbb", "cdef", "xyyy", "zzzz", "scan",
+        "q", "ner", "xx", "yyyy", "a.b/", "wxyz", "A", "b", "CDEF", ")",
+        "qrst", "u", "kl12", "mnop", "/ab", "cdef", "ghij", "ef"
+    };
+
+    text = malloc(64 * 1024);
+    if (text == NULL) {
+        exit(2);
+    }
+
+    n = 0;
+    for (k = 0; k < (int) (sizeof(cases) / sizeof(cases[0])); k++) {
+        n += snprintf(text + n, 64 * 1024 - n,
+                      "rule T-R%d\n    name \"x\"\n    cve CVE-2021-26855\n"
+                      "    action block\n    match header:User-Agent regex "
+                      "'%s'\nend\n", k, cases[k][0]);
+    }
+
+    rs = RULES(text);
+    free(text);
+
+    for (k = 0; k < (int) (sizeof(cases) / sizeof(cases[0])); k++) {
+        c = &rs->rules[k]->conds[0];
+        n = 0;
+        for (j = 0; j < c->nlits; j++) {
+            n += snprintf(idbuf + n, sizeof(idbuf) - n, "%s%.*s",
+                          j ? "," : "", (int) c->lits[j].len,
+                          c->lits[j].data);
+        }
+        idbuf[n] = '\0';
+        got.data = (const unsigned char *) idbuf;
+        got.len = n;
+        CHECK_STR(got, cases[k][1]);
+    }
+
+    CHECK(rs->ungated != NULL);
+    CHECK_INT(rs->ngram_targets, 1);
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "x NIKTO/2", NULL), &opts,
+            alloc, &v);
+    CHECK_IDS(&v, "T-R1");
+    eg_eval(rs, req(&r, "GET", "/", "User-Agent", "BadScanner12/", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-R0,T-R7");         /* (?i)scanner: no gate, matches */
+
+    /* values of the rules' pieces and of what is around them */
+
+    seed = 7;
+    for (i = 0; i < 4000; i++) {
+        n = 0;
+        for (k = 0; k < 5; k++) {
+            seed = seed * 1103515245 + 12345;
+            n += snprintf(ua + n, sizeof(ua) - n, "%s",
+                          pieces[(seed >> 8) % (sizeof(pieces)
+                                                / sizeof(pieces[0]))]);
+        }
+        req(&r, "GET", "/", "User-Agent", ua, NULL);
+        matched += GATES_SAME(&r.req);
+    }
+
+    CHECK(matched > 1000);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/* the verdict with the gates and without them (every rule looked at);
+   returns how many rules matched */
+
+static size_t
 gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
     const eg_alloc_t *alloc, const char *file, int line)
 {
@@ -1581,6 +1697,8 @@ gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
         eg_test_fail(file, line, "with gates \"%s\" (limit %d), without "
                      "\"%s\" (limit %d)", a, (int) v.limit, b, (int) w.limit);
     }
+
+    return v.nmatches;
 }
 
 int
@@ -1606,6 +1724,7 @@ main(void)
     EG_RUN(test_probes);
     EG_RUN(test_long_lists);
     EG_RUN(test_gates);
+    EG_RUN(test_regex_literals);
 
     return eg_test_done();
 }
