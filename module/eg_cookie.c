@@ -307,8 +307,7 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
 int
 eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name)
 {
-    size_t    j;
-    uint32_t  k;
+    size_t  j;
 
     if (rs->cookie_tab == NULL) {
         for (j = 0; j < rs->ncookie_names; j++) {
@@ -319,16 +318,10 @@ eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name)
         return -1;
     }
 
-    for (j = eg_hash_lower(name.data, name.len) & rs->cookie_tab_mask;
-         (k = rs->cookie_tab[j]) != 0;
-         j = (j + 1) & rs->cookie_tab_mask)
-    {
-        if (eg_ieq_lower(name, rs->cookie_lnames[k - 1])) {
-            return (int) k - 1;
-        }
-    }
+    j = eg_name_slot(rs->cookie_tab, rs->cookie_tab_mask, rs->cookie_lnames,
+                     name);
 
-    return -1;
+    return (int) rs->cookie_tab[j] - 1;
 }
 
 

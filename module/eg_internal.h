@@ -374,6 +374,19 @@ eg_bits_copy(uint64_t *dst, const uint64_t *src, size_t n)
 }
 
 
+/* n words of rule bits ORed into dst */
+
+static inline void
+eg_bits_or(uint64_t *dst, const uint64_t *src, size_t n)
+{
+    size_t  w;
+
+    for (w = 0; w < n; w++) {
+        dst[w] |= src[w];
+    }
+}
+
+
 /* FNV-1a of the bytes in lower case: the hash of the name tables */
 
 static inline uint32_t
@@ -482,6 +495,29 @@ eg_ieq_lower(eg_str_t a, eg_str_t lower)
     }
 
     return 1;
+}
+
+
+/*
+ * A name table: open addressing by eg_hash_lower(), each entry the index
+ * + 1 of a lower-case name in names, 0 when empty.  The entry of name (in
+ * any case): where it is, or the empty one where it would go.
+ */
+
+static inline uint32_t
+eg_name_slot(const uint32_t *tab, uint32_t mask, const eg_str_t *names,
+    eg_str_t name)
+{
+    uint32_t  k;
+
+    for (k = eg_hash_lower(name.data, name.len) & mask;
+         tab[k] && !eg_ieq_lower(name, names[tab[k] - 1]);
+         k = (k + 1) & mask)
+    {
+        /* void */
+    }
+
+    return k;
 }
 
 #endif /* EG_INTERNAL_H */

@@ -51,8 +51,8 @@ typedef struct eg_state_s {
     uint64_t              anchor_done;   /* anchors looked for */
     uint64_t              anchor_res;    /* and found */
     uint64_t             *allowed;       /* rules the headers sent open */
-    uint64_t             *bits;          /* the rules left to evaluate */
-    size_t                nwords;
+    uint64_t             *bits;          /* the rules left to evaluate,
+                                            rs->gate_words of them */
     size_t                first[EG_HDR_SLOTS];   /* per present slot */
     size_t                end[EG_HDR_SLOTS];     /* past the last one */
 } eg_state_t;
@@ -166,7 +166,6 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.v = v;
     st.allowed = allowed;
     st.bits = NULL;
-    st.nwords = 0;
 
     if (rs->ungated) {
         eg_bits_copy(allowed, rs->ungated, rs->gate_words);
@@ -183,11 +182,6 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     notes = NULL;
     nwords = eg_scope_select(rs, v->path, bits, &notes);
 
-    /* and the words that hold a rule to evaluate: past 64 rules most
-       hold none */
-
-    live = 0;
-
     if (rs->ungated && nwords) {
         if (rs->ngram_targets) {
             eg_open_grams(&st);
@@ -195,14 +189,16 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
         for (w = 0; w < nwords; w++) {
             bits[w] &= allowed[w];
-            live |= (uint64_t) ((bits[w] & ~notes[w]) != 0) << w;
         }
+    }
 
-    } else if (nwords == 1) {
-        live = 1;
+    /* the words that hold a rule to evaluate: past 64 rules most hold
+       none; a single word is walked as it is */
 
-    } else {
-        for (w = 0; w < nwords; w++) {
+    live = 1;
+
+    if (nwords > 1) {
+        for (live = 0, w = 0; w < nwords; w++) {
             live |= (uint64_t) ((bits[w] & ~notes[w]) != 0) << w;
         }
     }
@@ -226,7 +222,6 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     } else {
         /* the Cookie parse may drop rules of the names it lacks */
         st.bits = bits;
-        st.nwords = nwords;
         eg_eval_bits(&st, bits, notes, live, 1);
     }
 
@@ -546,15 +541,14 @@ eg_index_headers(eg_state_t *st)
 static EG_INLINE void
 eg_open_gate(eg_state_t *st, size_t g)
 {
-    size_t              w;
-    const uint64_t     *bits;
+    size_t               d;
     const eg_ruleset_t  *rs = st->rs;
 
-    if (rs->gate_dense_of[g]) {
-        bits = &rs->gate_dense[(rs->gate_dense_of[g] - 1) * rs->gate_words];
-        for (w = 0; w < rs->gate_words; w++) {
-            st->allowed[w] |= bits[w];
-        }
+    d = rs->gate_dense_of[g];
+
+    if (d) {
+        eg_bits_or(st->allowed, &rs->gate_dense[(d - 1) * rs->gate_words],
+                   rs->gate_words);
         return;
     }
 
@@ -579,7 +573,7 @@ eg_bits_set(uint64_t *bits, const uint32_t *rule, const uint32_t *end)
 static EG_NOINLINE void
 eg_open_gate_by_name(eg_state_t *st, eg_str_t name)
 {
-    uint32_t             k, j;
+    uint32_t             k;
     const eg_ruleset_t  *rs = st->rs;
 
     /* most names differ from every one past the slots in length or in
@@ -592,31 +586,27 @@ eg_open_gate_by_name(eg_state_t *st, eg_str_t name)
         return;
     }
 
-    for (k = eg_hash_lower(name.data, name.len) & rs->hdr_ovf_mask;
-         (j = rs->hdr_ovf_tab[k]) != 0;
-         k = (k + 1) & rs->hdr_ovf_mask)
-    {
-        if (eg_ieq_lower(name, rs->hdr_ovf[j - 1])) {
-            eg_open_gate(st, rs->nhdr + j - 1);
-            return;
-        }
+    k = eg_name_slot(rs->hdr_ovf_tab, rs->hdr_ovf_mask, rs->hdr_ovf, name);
+
+    if (rs->hdr_ovf_tab[k]) {
+        eg_open_gate(st, rs->nhdr + rs->hdr_ovf_tab[k] - 1);
     }
 }
 
 
 /*
  * The grams of the values rules have gram gates on: the path, query, uri,
- * method, client or the instances of a header.  A header instance over the byte bound
- * opens every rule of its target, which then reports the limit.
+ * method, client or the instances of a header.  A header instance over
+ * the byte bound opens every rule of its target, which then reports the
+ * limit.
  */
 
 static EG_NOINLINE void
 eg_open_grams(eg_state_t *st)
 {
     int                  slot;
-    size_t               t, i, w, maxbytes;
+    size_t               t, i, maxbytes;
     const eg_header_t   *h;
-    const uint64_t      *all;
     const eg_ruleset_t  *rs = st->rs;
 
     maxbytes = eg_max_header_bytes(st);
@@ -634,10 +624,9 @@ eg_open_grams(eg_state_t *st)
                     != NULL; )
         {
             if (h->value.len > maxbytes) {
-                all = &rs->gram_target_rules[t * rs->gate_words];
-                for (w = 0; w < rs->gate_words; w++) {
-                    st->allowed[w] |= all[w];
-                }
+                eg_bits_or(st->allowed,
+                           &rs->gram_target_rules[t * rs->gate_words],
+                           rs->gate_words);
                 break;
             }
 
@@ -1659,9 +1648,7 @@ eg_cookie_gates(eg_state_t *st)
     uint64_t             open[EG_SCOPE_MAX_WORDS];
     const eg_ruleset_t  *rs = st->rs;
 
-    for (w = 0; w < st->nwords; w++) {
-        open[w] = rs->cookie_ungated[w];
-    }
+    eg_bits_copy(open, rs->cookie_ungated, rs->gate_words);
 
     for (i = 0; i < st->ncookies; i++) {
         j = eg_cookie_wanted(rs, st->cookies[i].name);
@@ -1673,7 +1660,7 @@ eg_cookie_gates(eg_state_t *st)
                     rs->cookie_gate_rules + rs->cookie_gate_start[j + 1]);
     }
 
-    for (w = 0; w < st->nwords; w++) {
+    for (w = 0; w < rs->gate_words; w++) {
         st->bits[w] &= open[w];
     }
 }

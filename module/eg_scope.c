@@ -48,8 +48,9 @@ static size_t eg_literal_segments(const eg_cond_t *c, eg_str_t *segs,
 static size_t eg_regex_segments(eg_str_t re, eg_str_t *segs,
     unsigned *exact);
 static int eg_seg_char(unsigned char c);
-static void eg_scope_many(const eg_scope_t *sc, eg_str_t seg,
-    uint64_t *bits);
+static EG_NOINLINE void eg_scope_many(const eg_scope_t *sc,
+    eg_str_t seg, uint64_t *bits);
+static EG_INLINE int eg_scope_hit(const eg_scope_entry_t *e, eg_str_t seg);
 static eg_scope_entry_t *eg_scope_entry(const eg_scope_t *sc, eg_str_t seg,
     unsigned exact);
 static void eg_scope_add(eg_scope_t *sc, size_t k);
@@ -187,9 +188,9 @@ size_t
 eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
     const uint64_t **notes)
 {
-    size_t                 i, w;
+    size_t                 i;
     uint32_t               m;
-    eg_str_t               seg, head;
+    eg_str_t               seg;
     const unsigned char   *slash;
     const eg_scope_t      *sc = rs->scope;
     const eg_scope_entry_t  *e;
@@ -230,24 +231,8 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
 
         e = &sc->entries[i];
 
-        if (e->exact) {
-            if (!eg_ieq_lower(seg, e->seg)) {
-                continue;
-            }
-
-        } else {
-            if (seg.len < e->seg.len) {
-                continue;
-            }
-            head.data = seg.data;
-            head.len = e->seg.len;
-            if (!eg_ieq_lower(head, e->seg)) {
-                continue;
-            }
-        }
-
-        for (w = 0; w < sc->nwords; w++) {
-            bits[w] |= e->bits[w];
+        if (eg_scope_hit(e, seg)) {
+            eg_bits_or(bits, e->bits, sc->nwords);
         }
     }
 
@@ -257,35 +242,41 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
 
 /* the same past 32 entries: the exact entry by hash, then the others */
 
-static void
+static EG_NOINLINE void
 eg_scope_many(const eg_scope_t *sc, eg_str_t seg, uint64_t *bits)
 {
-    size_t                  i, w;
-    eg_str_t                head;
+    size_t                  i;
     const eg_scope_entry_t  *e;
 
     e = eg_scope_entry(sc, seg, 1);
 
-    for (w = 0; e && w < sc->nwords; w++) {
-        bits[w] |= e->bits[w];
+    if (e) {
+        eg_bits_or(bits, e->bits, sc->nwords);
     }
 
     for (i = 0; i < sc->nothers; i++) {
         e = &sc->entries[sc->others[i]];
 
-        if (seg.len < e->seg.len) {
-            continue;
-        }
-
-        head.data = seg.data;
-        head.len = e->seg.len;
-
-        if (eg_ieq_lower(head, e->seg)) {
-            for (w = 0; w < sc->nwords; w++) {
-                bits[w] |= e->bits[w];
-            }
+        if (eg_scope_hit(e, seg)) {
+            eg_bits_or(bits, e->bits, sc->nwords);
         }
     }
+}
+
+
+/* the segment is the entry's, or starts with it if it is a prefix */
+
+static EG_INLINE int
+eg_scope_hit(const eg_scope_entry_t *e, eg_str_t seg)
+{
+    if (!e->exact) {
+        if (seg.len < e->seg.len) {
+            return 0;
+        }
+        seg.len = e->seg.len;
+    }
+
+    return eg_ieq_lower(seg, e->seg);
 }
 
 
@@ -844,16 +835,11 @@ eg_plan_cookie_tab(eg_ruleset_t *rs)
 
     rs->cookie_tab_mask = (uint32_t) (size - 1);
 
-    for (i = 0; i < rs->ncookie_names; i++) {
-        for (k = eg_hash_lower(rs->cookie_lnames[i].data,
-                               rs->cookie_lnames[i].len)
-                 & rs->cookie_tab_mask;
-             rs->cookie_tab[k];
-             k = (k + 1) & rs->cookie_tab_mask)
-        {
-            /* void */
-        }
+    /* the names are distinct (eg_commit_cookie_names()) */
 
+    for (i = 0; i < rs->ncookie_names; i++) {
+        k = eg_name_slot(rs->cookie_tab, rs->cookie_tab_mask,
+                         rs->cookie_lnames, rs->cookie_lnames[i]);
         rs->cookie_tab[k] = (uint32_t) i + 1;
     }
 }
@@ -882,6 +868,8 @@ typedef struct {
 static int eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c);
 static size_t eg_gram_field(const eg_rule_t *r, const eg_cond_t *c);
 static uint32_t eg_gate_header(eg_gate_build_t *gb, eg_str_t name);
+static int eg_line_header(const eg_ruleset_t *rs, const eg_cond_t *c,
+    eg_str_t *name, int *slot);
 static void eg_gate_sort(const eg_gate_pair_t *pairs, size_t npairs,
     size_t ngates, uint32_t *start, uint32_t *rules);
 static eg_gram_t *eg_gram_find(eg_ruleset_t *rs, uint32_t gram,
@@ -892,14 +880,14 @@ eg_plan_gates(eg_ruleset_t *rs)
 {
     int               g, cj, cookie_gates;
     size_t            i, j, k, a, nwords, maxovf, maxkeys, tabsize, gtabsize;
-    size_t            nfields, ncookie, ngram[64], gminlen[64];
+    size_t            nfields, ncookie, ncpairs, ngram[64], gminlen[64];
+    eg_str_t          name;
     eg_rule_t        *r;
     eg_cond_t        *c;
     unsigned char    *p;
-    eg_gate_build_t   gb;
     eg_gate_pair_t   *cpairs;
-    size_t            ncpairs;
-    static const eg_str_t  cookie = eg_string("cookie");
+    eg_gate_build_t   gb;
+    const eg_cond_t  *gl;
 
     free(rs->gate_mem);
     rs->gate_mem = NULL;
@@ -940,9 +928,7 @@ eg_plan_gates(eg_ruleset_t *rs)
                 }
                 break;
             }
-            if (c->field == EG_F_HEADER || c->field == EG_F_COOKIE
-                || c->field == EG_F_COOKIE_NAMES || c->field == EG_F_COOKIES)
-            {
+            if (eg_line_header(rs, c, &name, &g)) {
                 ncookie += (c->field == EG_F_COOKIE);
                 break;
             }
@@ -957,7 +943,7 @@ eg_plan_gates(eg_ruleset_t *rs)
     nfields += cookie_gates;
 
     /* up to 64 rules with no gram target and every header in a slot,
-       testing each rule costs less than the gates (+51 instructions a
+       testing each rule costs less than the gates (+59 instructions a
        request on the benchmark mix) */
 
     if (rs->nrules <= 64 && nfields == 0 && !rs->hdr_overflow) {
@@ -1055,24 +1041,17 @@ eg_plan_gates(eg_ruleset_t *rs)
         r = rs->rules[i];
         for (j = 0; j < r->nconds; j++) {
             c = &r->conds[j];
-            if (c->field == EG_F_HEADER && c->slot < 0) {
-                (void) eg_gate_header(&gb, c->key);
-
-            } else if ((c->field == EG_F_COOKIE
-                        || c->field == EG_F_COOKIE_NAMES
-                        || c->field == EG_F_COOKIES)
-                       && rs->slot_cookie < 0)
-            {
-                (void) eg_gate_header(&gb, cookie);
+            if (eg_line_header(rs, c, &name, &g) && g < 0) {
+                (void) eg_gate_header(&gb, name);
             }
         }
     }
 
     for (i = 0; i < rs->nrules; i++) {
         r = rs->rules[i];
-        g = -1;
+        gl = NULL;
 
-        for (j = 0; j < r->nconds && g < 0; j++) {
+        for (j = 0; j < r->nconds && gl == NULL; j++) {
             c = &r->conds[j];
 
             if (c->negate) {
@@ -1080,39 +1059,33 @@ eg_plan_gates(eg_ruleset_t *rs)
             }
 
             if (eg_gate_grams(&gb, i, c)) {
-                g = 0;                  /* gram gates: pairs made */
+                gl = c;                 /* gram gates: pairs made */
                 break;
             }
 
-            if (c->field == EG_F_HEADER) {
-                g = c->slot >= 0 ? c->slot
-                                 : (int) eg_gate_header(&gb, c->key);
-
-            } else if (c->field == EG_F_COOKIE
-                       || c->field == EG_F_COOKIE_NAMES
-                       || c->field == EG_F_COOKIES)
-            {
-                g = rs->slot_cookie >= 0 ? rs->slot_cookie
-                                         : (int) eg_gate_header(&gb, cookie);
-
-            } else {
+            if (!eg_line_header(rs, c, &name, &g)) {
                 continue;
+            }
+
+            if (g < 0) {
+                g = (int) eg_gate_header(&gb, name);
             }
 
             gb.pairs[gb.npairs].gate = (uint32_t) g;
             gb.pairs[gb.npairs].rule = (uint32_t) i;
             gb.npairs++;
+            gl = c;
         }
 
-        if (g < 0) {
+        if (gl == NULL) {
             rs->ungated[i / 64] |= (uint64_t) 1 << (i % 64);
         }
 
         /* a gate line "cookie:NAME": the gate of NAME too */
 
         cj = -1;
-        if (g >= 0 && cookie_gates && c->field == EG_F_COOKIE) {
-            cj = eg_cookie_wanted(rs, c->key);
+        if (gl && cookie_gates && gl->field == EG_F_COOKIE) {
+            cj = eg_cookie_wanted(rs, gl->key);
         }
 
         if (cj >= 0) {
@@ -1187,21 +1160,47 @@ eg_gate_sort(const eg_gate_pair_t *pairs, size_t npairs, size_t ngates,
 }
 
 
+/* the header whose value a line reads (the Cookie header for the cookie
+   fields): its name and slot (-1: past the slots); 0 if it reads none */
+
+static int
+eg_line_header(const eg_ruleset_t *rs, const eg_cond_t *c, eg_str_t *name,
+    int *slot)
+{
+    static const eg_str_t  cookie = eg_string("cookie");
+
+    switch (c->field) {
+
+    case EG_F_HEADER:
+        *name = c->key;
+        *slot = c->slot;
+        return 1;
+
+    case EG_F_COOKIE:
+    case EG_F_COOKIE_NAMES:
+    case EG_F_COOKIES:
+        *name = cookie;
+        *slot = rs->slot_cookie;
+        return 1;
+
+    default:
+        return 0;
+    }
+}
+
+
 /* a header name's gate: its slot, or an index past them */
 
 static uint32_t
 eg_gate_header(eg_gate_build_t *gb, eg_str_t name)
 {
-    size_t         k;
+    uint32_t       k;
     eg_ruleset_t  *rs = gb->rs;
 
-    for (k = eg_hash_lower(name.data, name.len) & rs->hdr_ovf_mask;
-         rs->hdr_ovf_tab[k];
-         k = (k + 1) & rs->hdr_ovf_mask)
-    {
-        if (eg_ieq_lower(name, rs->hdr_ovf[rs->hdr_ovf_tab[k] - 1])) {
-            return (uint32_t) (rs->nhdr + rs->hdr_ovf_tab[k] - 1);
-        }
+    k = eg_name_slot(rs->hdr_ovf_tab, rs->hdr_ovf_mask, rs->hdr_ovf, name);
+
+    if (rs->hdr_ovf_tab[k]) {
+        return (uint32_t) rs->nhdr + rs->hdr_ovf_tab[k] - 1;
     }
 
     rs->hdr_ovf[rs->nhdr_ovf++] = name;
