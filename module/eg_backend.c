@@ -18,33 +18,104 @@
 #define EG_MAX_LABEL  63
 
 
-static int eg_valid_host(eg_str_t host);
-static int eg_valid_version(eg_str_t v);
-static int eg_local_host(eg_str_t host);
+/*
+ * One pass over the host, up to the first '~': the bytes of a DNS name
+ * (letters, digits, '-' inside labels, and '_' for NetBIOS-derived
+ * Windows host names), labels of 1-63, names up to 253 bytes; then the
+ * version, 1-10 digits up to 2^31 - 1.  The pass notes where the first
+ * label ends and the last begins, for the localhost and IP literal test.
+ */
+
+#define EG_BE_LABEL  1          /* a letter, a digit or '_' */
+#define EG_BE_DASH   2
+#define EG_BE_DOT    3
+#define EG_BE_TILDE  4
+
+static const unsigned char  eg_be_class[256] = {
+    ['-'] = EG_BE_DASH, ['.'] = EG_BE_DOT, ['~'] = EG_BE_TILDE,
+    ['_'] = EG_BE_LABEL,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
+    ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1
+};
+
+
+static int eg_valid_version(const unsigned char *p, const unsigned char *end);
+static int eg_local_host(eg_str_t first, eg_str_t last);
 
 
 eg_backend_e
 eg_backend_check(eg_str_t value, const eg_str_t *backends, size_t nbackends)
 {
     size_t                i;
-    eg_str_t              host, version;
-    const unsigned char  *tilde;
+    unsigned              k;
+    eg_str_t              host, first, last;
+    const unsigned char  *p, *end, *label, *first_end;
 
-    tilde = value.len ? memchr(value.data, '~', value.len) : NULL;
-    if (tilde == NULL) {
+    if (value.len == 0) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    p = value.data;
+    end = p + value.len;
+    label = p;
+    first_end = NULL;
+
+    for ( /* void */ ; p < end; p++) {
+        k = eg_be_class[*p];
+
+        if (k == EG_BE_LABEL) {
+            continue;
+        }
+
+        if (k == EG_BE_DASH && p != label) {    /* not first in a label */
+            continue;
+        }
+
+        if (k != EG_BE_DOT) {
+            break;
+        }
+
+        /* '.' after a label of 1-63 that does not end in '-' */
+
+        if (p == label || p[-1] == '-' || p - label > EG_MAX_LABEL) {
+            return EG_BACKEND_SYNTAX;
+        }
+
+        if (first_end == NULL) {
+            first_end = p;
+        }
+
+        label = p + 1;
+    }
+
+    /* the host ends at the first '~', in a label that does not end in
+       '-' (no trailing dot) */
+
+    if (p == end || *p != '~' || p == label || p[-1] == '-'
+        || p - label > EG_MAX_LABEL || p - value.data > EG_MAX_HOST
+        || !eg_valid_version(p + 1, end))
+    {
         return EG_BACKEND_SYNTAX;
     }
 
     host.data = value.data;
-    host.len = tilde - value.data;
-    version.data = tilde + 1;
-    version.len = value.data + value.len - version.data;
+    host.len = p - value.data;
+    first.data = host.data;
+    first.len = (first_end ? first_end : p) - host.data;
+    last.data = label;
+    last.len = p - label;
 
-    if (!eg_valid_host(host) || !eg_valid_version(version)) {
-        return EG_BACKEND_SYNTAX;
-    }
-
-    if (eg_local_host(host)) {
+    if (eg_local_host(first, last)) {
         return EG_BACKEND_LOCAL;
     }
 
@@ -78,119 +149,51 @@ eg_backend_reason(eg_backend_e rc)
 }
 
 
-static int
-eg_valid_host(eg_str_t host)
-{
-    size_t                i, label;
-    unsigned char         k;
-    static const unsigned char  ok[256] = {
-        ['-'] = 2, ['_'] = 1, ['.'] = 3,
-        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1,
-        ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
-        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-        ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-        ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-        ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-        ['Y'] = 1, ['Z'] = 1,
-        ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-        ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-        ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-        ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-        ['y'] = 1, ['z'] = 1
-    };
-
-    /* letters, digits, '-' inside labels, and '_' for NetBIOS-derived
-       Windows host names; labels of 1-63, names up to 253 bytes */
-
-    if (host.len == 0 || host.len > EG_MAX_HOST) {
-        return 0;
-    }
-
-    label = 0;
-
-    for (i = 0; i < host.len; i++) {
-        k = ok[host.data[i]];
-
-        if (k == 1) {                   /* the usual byte */
-            if (++label > EG_MAX_LABEL) {
-                return 0;
-            }
-            continue;
-        }
-
-        if (k == 2) {                   /* '-', not first in a label */
-            if (label == 0 || ++label > EG_MAX_LABEL) {
-                return 0;
-            }
-            continue;
-        }
-
-        if (k == 3 && label != 0 && host.data[i - 1] != '-') {
-            label = 0;                  /* '.' after a label */
-            continue;
-        }
-
-        return 0;
-    }
-
-    /* no empty last label (trailing dot), no trailing '-' */
-
-    return label != 0 && host.data[host.len - 1] != '-';
-}
-
+/* 1-10 digits, at most 2^31 - 1: fewer than ten digits always are */
 
 static int
-eg_valid_version(eg_str_t v)
+eg_valid_version(const unsigned char *p, const unsigned char *end)
 {
-    size_t    i;
+    size_t    i, len;
     uint64_t  n;
 
-    if (v.len == 0 || v.len > 10) {
+    len = end - p;
+
+    if (len == 0 || len > 10) {
         return 0;
     }
 
     n = 0;
 
-    for (i = 0; i < v.len; i++) {
-        if (v.data[i] < '0' || v.data[i] > '9') {
+    for (i = 0; i < len; i++) {
+        if ((unsigned) (p[i] - '0') > 9) {
             return 0;
         }
-        n = n * 10 + (v.data[i] - '0');
+        n = n * 10 + (p[i] - '0');
     }
 
     return n <= 0x7fffffff;
 }
 
 
+/* the first label is "localhost", or the last is all digits or 0x-hex: an
+   IPv4 literal in any of the forms inet_addr accepts (127.0.0.1, 127.1,
+   2130706433, 0x7f000001) */
+
 static int
-eg_local_host(eg_str_t host)
+eg_local_host(eg_str_t first, eg_str_t last)
 {
-    size_t                i;
-    eg_str_t              first, last;
-    const unsigned char  *dot;
+    size_t                 i;
+    unsigned char          c;
     static const eg_str_t  localhost = eg_string("localhost");
 
-    dot = memchr(host.data, '.', host.len);
-    first.data = host.data;
-    first.len = dot ? (size_t) (dot - host.data) : host.len;
-
-    if (eg_str_ieq(first, localhost)) {
+    if (first.len == localhost.len && eg_str_ieq(first, localhost)) {
         return 1;
     }
 
-    for (i = host.len; i > 0 && host.data[i - 1] != '.'; i--) {
-        /* void */
-    }
-
-    last.data = host.data + i;
-    last.len = host.len - i;
-
-    /* an all-digit or 0x-hex last label makes an IPv4 literal in any of the
-       forms inet_addr accepts: 127.0.0.1, 127.1, 2130706433, 0x7f000001 */
-
     if (last.len > 2 && last.data[0] == '0' && eg_lower(last.data[1]) == 'x') {
         for (i = 2; i < last.len; i++) {
-            unsigned char c = eg_lower(last.data[i]);
+            c = eg_lower(last.data[i]);
             if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
                 return 0;
             }
@@ -199,7 +202,7 @@ eg_local_host(eg_str_t host)
     }
 
     for (i = 0; i < last.len; i++) {
-        if (last.data[i] < '0' || last.data[i] > '9') {
+        if ((unsigned) (last.data[i] - '0') > 9) {
             return 0;
         }
     }

@@ -6,6 +6,8 @@
  * configured, one of them.
  */
 
+#include <ctype.h>
+
 #include "eg_test.h"
 
 
@@ -27,6 +29,9 @@ static void test_lengths(void);
 static void test_backends(void);
 static void test_reason(void);
 static void test_null(void);
+static void test_reference(void);
+static eg_backend_e ref_check(eg_str_t value, const eg_str_t *list,
+    size_t nlist);
 
 
 static const eg_str_t  backends[] = {
@@ -293,6 +298,245 @@ test_null(void)
 }
 
 
+/*
+ * The rules read plainly, one step after the other: split at the first
+ * '~'; the host is 1-253 bytes of labels of 1-63 letters, digits, '_' and
+ * inner '-', joined by '.'; the version is 1-10 digits up to 2^31 - 1;
+ * the first label "localhost" or a last label of digits or 0x-hex is
+ * local; then the list.  eg_backend_check() walks it all in one pass.
+ */
+
+static int
+ref_label_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+
+static int
+ref_ieq(eg_str_t a, eg_str_t b)
+{
+    size_t  i;
+
+    if (a.len != b.len) {
+        return 0;
+    }
+
+    for (i = 0; i < a.len; i++) {
+        if (tolower(a.data[i]) != tolower(b.data[i])) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static eg_backend_e
+ref_check(eg_str_t value, const eg_str_t *list, size_t nlist)
+{
+    size_t                i, j, start, len;
+    uint64_t              n;
+    eg_str_t              host, first, last;
+    const unsigned char  *tilde;
+
+    tilde = value.len ? memchr(value.data, '~', value.len) : NULL;
+    if (tilde == NULL) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    host.data = value.data;
+    host.len = tilde - value.data;
+
+    if (host.len == 0 || host.len > 253) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    /* each label */
+
+    for (start = 0; start <= host.len; start = i + 1) {
+        for (i = start; i < host.len && host.data[i] != '.'; i++) {
+            if (!ref_label_byte(host.data[i])) {
+                return EG_BACKEND_SYNTAX;
+            }
+        }
+
+        len = i - start;
+
+        if (len == 0 || len > 63 || host.data[start] == '-'
+            || host.data[i - 1] == '-')
+        {
+            return EG_BACKEND_SYNTAX;
+        }
+    }
+
+    /* the version */
+
+    len = value.data + value.len - (tilde + 1);
+    if (len == 0 || len > 10) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    n = 0;
+    for (i = 0; i < len; i++) {
+        if (tilde[1 + i] < '0' || tilde[1 + i] > '9') {
+            return EG_BACKEND_SYNTAX;
+        }
+        n = n * 10 + (tilde[1 + i] - '0');
+    }
+
+    if (n > 0x7fffffff) {
+        return EG_BACKEND_SYNTAX;
+    }
+
+    /* local */
+
+    for (i = 0; i < host.len && host.data[i] != '.'; i++) {
+        /* void */
+    }
+
+    first.data = host.data;
+    first.len = i;
+
+    for (j = host.len; j > 0 && host.data[j - 1] != '.'; j--) {
+        /* void */
+    }
+
+    last.data = host.data + j;
+    last.len = host.len - j;
+
+    if (ref_ieq(first, eg_test_s("localhost"))) {
+        return EG_BACKEND_LOCAL;
+    }
+
+    if (last.len > 2 && last.data[0] == '0'
+        && (last.data[1] == 'x' || last.data[1] == 'X'))
+    {
+        for (i = 2; i < last.len && isxdigit(last.data[i]); i++) {
+            /* void */
+        }
+
+        if (i == last.len) {
+            return EG_BACKEND_LOCAL;
+        }
+
+    } else {
+        for (i = 0; i < last.len && isdigit(last.data[i]); i++) {
+            /* void */
+        }
+
+        if (i == last.len) {
+            return EG_BACKEND_LOCAL;
+        }
+    }
+
+    if (nlist == 0) {
+        return EG_BACKEND_OK;
+    }
+
+    for (i = 0; i < nlist; i++) {
+        if (ref_ieq(host, list[i])) {
+            return EG_BACKEND_OK;
+        }
+    }
+
+    return EG_BACKEND_UNKNOWN;
+}
+
+
+/*
+ * 200,000 values built from the bytes that matter (label bytes, '-', '.',
+ * '~', digits, x, a few bad ones) and from pieces of real ones, each
+ * checked with and without the server list against the plain reading.
+ */
+
+static void
+test_reference(void)
+{
+    int             i, k, len, bad;
+    unsigned        seed;
+    eg_backend_e    got, want;
+    unsigned char   v[320];
+    unsigned        seen[EG_BACKEND_UNKNOWN + 1] = { 0 };
+    static const char  *pieces[] = {
+        "EX01", "contoso", "local", "localhost", "LOCALHOST", "0x7f",
+        "0x7F000001", "127", "1", "2130706433", "2147483647", "2147483648",
+        "9999999999", "99999999999", "-", ".", "~", "_", "ex02", "a-b",
+        "0", "0x", "0xg", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    };
+    static const char   bytes[] = "aZ09-.~_xX/\\:@ \t%\x80\xff";
+
+    seed = 12345;
+    bad = 0;
+
+    for (i = 0; i < 200000; i++) {
+        len = 0;
+
+        while (len < 300) {
+            seed = seed * 1103515245 + 12345;
+            k = (seed >> 16) % 64;
+
+            if (k < 24 && len + 64 < 300) {
+                size_t n = strlen(pieces[k]);
+                memcpy(v + len, pieces[k], n);
+                len += n;
+
+            } else if (k < 24 + (int) sizeof(bytes) - 1) {
+                v[len++] = bytes[k - 24];
+
+            } else {
+                break;
+            }
+        }
+
+        if ((seed >> 8) & 1) {
+            /* most real values: a host, one '~', a version */
+            v[len++] = '~';
+            v[len++] = '1';
+        }
+
+        got = eg_backend_check((eg_str_t) { v, len }, NULL, 0);
+        want = ref_check((eg_str_t) { v, len }, NULL, 0);
+
+        if (got != want) {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%.*s\": got %s, "
+                             "the plain reading %s", len, v, be_name(got),
+                             be_name(want));
+            }
+            continue;
+        }
+
+        seen[want]++;
+
+        got = eg_backend_check((eg_str_t) { v, len }, backends, 2);
+        want = ref_check((eg_str_t) { v, len }, backends, 2);
+        seen[want]++;
+
+        if (got != want) {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%.*s\" (listed): got "
+                             "%s, the plain reading %s", len, v,
+                             be_name(got), be_name(want));
+            }
+            continue;
+        }
+    }
+
+    CHECK(bad == 0);
+
+    /* every verdict is met often: the values test something */
+
+    for (k = EG_BACKEND_OK; k <= EG_BACKEND_UNKNOWN; k++) {
+        if (seen[k] < 1000) {
+            eg_test_fail(__FILE__, __LINE__, "%s only %u times",
+                         be_name((eg_backend_e) k), seen[k]);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -304,6 +548,7 @@ main(void)
     EG_RUN(test_backends);
     EG_RUN(test_reason);
     EG_RUN(test_null);
+    EG_RUN(test_reference);
 
     return eg_test_done();
 }
