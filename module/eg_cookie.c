@@ -102,12 +102,51 @@ static EG_NOINLINE void eg_cookie_part(eg_cookie_scan_t *cs,
         eg_cookie_part(&(cs), (part), (semi));                                \
     } while (0)
 
+
+#if (EG_COOKIE_SSE2)
+
+/* each part that ends at a ';' of mask m (bit i: base[i]) */
+
+#define eg_cookie_each_semi(cs, skip, part, base, m)                          \
+    while (m) {                                                               \
+        semi = (base) + eg_ctz64(m);                                          \
+        (m) &= (m) - 1;                                                       \
+        eg_cookie_next(cs, skip, part, semi);                                 \
+        (part) = semi + 1;                                                    \
+    }
+
+
+/* bit i: s[i] is ';', for the 64 bytes at s */
+
+static EG_INLINE uint64_t
+eg_cookie_semis(const unsigned char *s)
+{
+    __m128i  semis;
+
+    semis = _mm_set1_epi8(';');
+
+    return (uint64_t) (unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(
+               _mm_loadu_si128((const __m128i *) s), semis))
+           | (uint64_t) (unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(
+               _mm_loadu_si128((const __m128i *) s + 1), semis)) << 16
+           | (uint64_t) (unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(
+               _mm_loadu_si128((const __m128i *) s + 2), semis)) << 32
+           | (uint64_t) (unsigned) _mm_movemask_epi8(_mm_cmpeq_epi8(
+               _mm_loadu_si128((const __m128i *) s + 3), semis)) << 48;
+}
+
+#endif
+
+
 size_t
 eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found, uint32_t *present)
 {
     size_t                i;
+#if (EG_COOKIE_SSE2)
+    uint64_t              m;
+#endif
     const uint8_t        *skip;
     eg_cookie_scan_t      cs;
     const unsigned char  *s, *part, *end, *semi;
@@ -129,39 +168,21 @@ eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
         part = s;
 
 #if (EG_COOKIE_SSE2)
-        {
-            uint64_t  m;
-            __m128i   semis, a, b, c, d;
+        if (end - s >= 64) {
 
-            semis = _mm_set1_epi8(';');
+            /* most blocks of a cookie jar hold a ';': the mask is built
+               without a test first; the last bytes are the tail of one
+               more block that ends at the header's end */
 
             for ( /* void */ ; end - s >= 64; s += 64) {
-                a = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s),
-                                   semis);
-                b = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 1),
-                                   semis);
-                c = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 2),
-                                   semis);
-                d = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *) s + 3),
-                                   semis);
+                m = eg_cookie_semis(s);
+                eg_cookie_each_semi(cs, skip, part, s, m);
+            }
 
-                if (!_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b),
-                                                    _mm_or_si128(c, d))))
-                {
-                    continue;
-                }
-
-                m = (uint64_t) (unsigned) _mm_movemask_epi8(a)
-                    | (uint64_t) (unsigned) _mm_movemask_epi8(b) << 16
-                    | (uint64_t) (unsigned) _mm_movemask_epi8(c) << 32
-                    | (uint64_t) (unsigned) _mm_movemask_epi8(d) << 48;
-
-                while (m) {
-                    semi = s + eg_ctz64(m);
-                    m &= m - 1;
-                    eg_cookie_next(cs, skip, part, semi);
-                    part = semi + 1;
-                }
+            if (s < end) {
+                m = eg_cookie_semis(end - 64) >> (64 - (end - s));
+                eg_cookie_each_semi(cs, skip, part, s, m);
+                s = end;
             }
         }
 #endif
