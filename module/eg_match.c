@@ -360,6 +360,7 @@ eg_target_value(eg_state_t *st, unsigned field)
 static EG_INLINE int
 eg_probe(eg_state_t *st, const eg_probe_t *p)
 {
+    unsigned            k;
     eg_str_t            s;
     unsigned char       b;
     const eg_header_t  *h;
@@ -393,10 +394,26 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
         return (p->set[b >> 3] >> (b & 7)) & 1;
 
     case EG_PROBE_ANCHOR:
-        if ((st->anchor_done & p->mask) != p->mask) {
+        if ((st->anchor_done & p->mask) == p->mask) {
+            return (st->anchor_res & p->mask) != 0;
+        }
+
+        if (p->mask & (p->mask - 1)) {
             return eg_probe_anchors(st, p->mask) != 0;
         }
-        return (st->anchor_res & p->mask) != 0;
+
+        /* one anchor, the usual probe: looked for here */
+
+        k = eg_ctz64(p->mask);
+        s = eg_target_value(st, st->rs->anchor_field[k]);
+        st->anchor_done |= p->mask;
+
+        if (s.len && memchr(s.data, st->rs->anchor_byte[k], s.len)) {
+            st->anchor_res |= p->mask;
+            return 1;
+        }
+
+        return 0;
 
     case EG_PROBE_METHOD:
         if (!(st->have & EG_HAVE_METHOD)) {
