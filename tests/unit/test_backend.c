@@ -303,7 +303,9 @@ test_null(void)
  * '~'; the host is 1-253 bytes of labels of 1-63 letters, digits, '_' and
  * inner '-', joined by '.'; the version is 1-10 digits up to 2^31 - 1;
  * the first label "localhost" or a last label of digits or 0x-hex is
- * local; then the list.  eg_backend_check() walks it all in one pass.
+ * local; then the list (any case: eg_cookie_name_is(), the engine's
+ * exported ASCII comparison).  eg_backend_check() walks it all in one
+ * pass.
  */
 
 static int
@@ -311,25 +313,6 @@ ref_label_byte(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
            || (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-
-static int
-ref_ieq(eg_str_t a, eg_str_t b)
-{
-    size_t  i;
-
-    if (a.len != b.len) {
-        return 0;
-    }
-
-    for (i = 0; i < a.len; i++) {
-        if (tolower(a.data[i]) != tolower(b.data[i])) {
-            return 0;
-        }
-    }
-
-    return 1;
 }
 
 
@@ -406,7 +389,7 @@ ref_check(eg_str_t value, const eg_str_t *list, size_t nlist)
     last.data = host.data + j;
     last.len = host.len - j;
 
-    if (ref_ieq(first, eg_test_s("localhost"))) {
+    if (eg_cookie_name_is(first, eg_test_s("localhost"))) {
         return EG_BACKEND_LOCAL;
     }
 
@@ -436,7 +419,7 @@ ref_check(eg_str_t value, const eg_str_t *list, size_t nlist)
     }
 
     for (i = 0; i < nlist; i++) {
-        if (ref_ieq(host, list[i])) {
+        if (eg_cookie_name_is(host, list[i])) {
             return EG_BACKEND_OK;
         }
     }
