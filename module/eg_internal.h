@@ -170,6 +170,23 @@ eg_ctz64(uint64_t x)
 #define eg_ctz32(x)  eg_ctz64((uint64_t) (x))
 #endif
 
+
+/*
+ * A lower-case name of at most 32 bytes, compared many times: its words as
+ * eg_ieq_lower() loads them (the last one overlapping), and in m the 0x20
+ * bit of each byte that is a letter.  Then a byte x of the other side
+ * matches when x | m == y: the letter in either case, any other byte
+ * exactly; two operations a word instead of eg_lower8()'s nine.
+ */
+
+#define EG_FOLD_MAX  32
+
+typedef struct {
+    uint64_t              y[EG_FOLD_MAX / 8];
+    uint64_t              m[EG_FOLD_MAX / 8];
+} eg_fold_t;
+
+
 #define EG_HDR_SLOTS  32
 
 #define EG_GRAM_TARGETS  8
@@ -243,6 +260,7 @@ struct eg_ruleset_s {
      * more than EG_HDR_SLOTS names the rest are looked up one by one.
      */
     eg_str_t              hdr_names[EG_HDR_SLOTS];   /* lower case */
+    eg_fold_t             hdr_folds[EG_HDR_SLOTS];   /* eg_fold_make() */
     size_t                nhdr;
     uint64_t              hdr_lens;      /* bit n: a name of n bytes */
     int8_t                hdr_bylen[64]; /* first slot of a length, or -1 */
@@ -496,6 +514,46 @@ eg_ieq_lower(eg_str_t a, eg_str_t lower)
 
     return 1;
 }
+
+
+/* a equals lower, whose words eg_fold_make() prepared in f */
+
+static EG_INLINE int
+eg_ieq_fold(eg_str_t a, eg_str_t lower, const eg_fold_t *f)
+{
+    size_t    i, k;
+    uint64_t  x;
+
+    if (a.len != lower.len) {
+        return 0;
+    }
+
+    if (a.len > EG_FOLD_MAX) {
+        return eg_ieq_lower(a, lower);
+    }
+
+    if (a.len < 8) {
+        return a.len == 0
+               || (eg_load_short(a.data, a.len) | f->m[0]) == f->y[0];
+    }
+
+    for (i = 0, k = 0; i + 8 <= a.len; i += 8, k++) {
+        memcpy(&x, a.data + i, 8);
+        if ((x | f->m[k]) != f->y[k]) {
+            return 0;
+        }
+    }
+
+    if (i < a.len) {
+        memcpy(&x, a.data + a.len - 8, 8);
+        return (x | f->m[k]) == f->y[k];
+    }
+
+    return 1;
+}
+
+
+void eg_fold_make(eg_str_t lower, eg_fold_t *f);
 
 
 /*

@@ -526,7 +526,7 @@ eg_index_headers(eg_state_t *st)
 
         for (k = rs->hdr_bylen[len]; k >= 0; k = rs->hdr_next[k]) {
             if ((h->name.data[0] | 0x20) != (rs->hdr_names[k].data[0] | 0x20)
-                || !eg_ieq_lower(h->name, rs->hdr_names[k]))
+                || !eg_ieq_fold(h->name, rs->hdr_names[k], &rs->hdr_folds[k]))
             {
                 continue;
             }

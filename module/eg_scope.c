@@ -16,6 +16,7 @@
 
 typedef struct {
     eg_str_t              seg;       /* lower case */
+    eg_fold_t             fold;      /* seg, eg_fold_make() */
     unsigned              exact;     /* else the segment starts with it */
     uint64_t             *bits;      /* the rules scoped to it */
 } eg_scope_entry_t;
@@ -132,6 +133,7 @@ eg_scope_build(eg_ruleset_t *rs)
             if (e == NULL) {
                 e = &sc->entries[nent];
                 e->seg = segs[j];
+                eg_fold_make(e->seg, &e->fold);
                 e->exact = exact[j];
                 e->bits = (uint64_t *) p;
                 p += nwords * sizeof(uint64_t);
@@ -276,7 +278,7 @@ eg_scope_hit(const eg_scope_entry_t *e, eg_str_t seg)
         seg.len = e->seg.len;
     }
 
-    return eg_ieq_lower(seg, e->seg);
+    return eg_ieq_fold(seg, e->seg, &e->fold);
 }
 
 
@@ -1777,11 +1779,49 @@ eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname)
 
     k = lname.len < 64 ? lname.len : 0;
     rs->hdr_names[rs->nhdr] = lname;
+    eg_fold_make(lname, &rs->hdr_folds[rs->nhdr]);
     rs->hdr_lens |= (uint64_t) 1 << k;
     rs->hdr_next[rs->nhdr] = rs->hdr_bylen[k];
     rs->hdr_bylen[k] = (int8_t) rs->nhdr;
 
     return (int) rs->nhdr++;
+}
+
+
+/* lower (lower case) as eg_ieq_fold() reads it; names longer than
+   EG_FOLD_MAX are compared by eg_ieq_lower() and need nothing */
+
+void
+eg_fold_make(eg_str_t lower, eg_fold_t *f)
+{
+    size_t         i, k;
+    unsigned char  m[EG_FOLD_MAX];
+
+    memset(f, 0, sizeof(eg_fold_t));
+
+    if (lower.len == 0 || lower.len > EG_FOLD_MAX) {
+        return;
+    }
+
+    for (i = 0; i < lower.len; i++) {
+        m[i] = (lower.data[i] >= 'a' && lower.data[i] <= 'z') ? 0x20 : 0;
+    }
+
+    if (lower.len < 8) {
+        f->y[0] = eg_load_short(lower.data, lower.len);
+        f->m[0] = eg_load_short(m, lower.len);
+        return;
+    }
+
+    for (i = 0, k = 0; i + 8 <= lower.len; i += 8, k++) {
+        memcpy(&f->y[k], lower.data + i, 8);
+        memcpy(&f->m[k], m + i, 8);
+    }
+
+    if (i < lower.len) {
+        memcpy(&f->y[k], lower.data + lower.len - 8, 8);
+        memcpy(&f->m[k], m + lower.len - 8, 8);
+    }
 }
 
 

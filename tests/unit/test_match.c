@@ -42,6 +42,7 @@ static void test_probes(void);
 static void test_long_lists(void);
 static void test_gates(void);
 static void test_regex_literals(void);
+static void test_fold(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -1701,6 +1702,131 @@ gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
     return v.nmatches;
 }
 
+/*
+ * eg_ieq_fold() (header slots, path scope entries) against eg_ieq_lower()
+ * and a byte-by-byte reading: names of 0-40 bytes (past EG_FOLD_MAX it
+ * falls back) with letters, digits and the bytes one case bit away from
+ * another ('-' and CR, '@' and '`', '[' and '{', '_' and DEL, 8-bit), and
+ * for each the name in other cases, with one byte changed, one bit 0x20
+ * flipped, or one byte shorter.
+ */
+
+static int
+fold_plain(eg_str_t a, eg_str_t lower)
+{
+    size_t         i;
+    unsigned char  c;
+
+    if (a.len != lower.len) {
+        return 0;
+    }
+
+    for (i = 0; i < a.len; i++) {
+        c = a.data[i];
+        if (c >= 'A' && c <= 'Z') {
+            c |= 0x20;
+        }
+        if (c != lower.data[i]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+static void
+test_fold(void)
+{
+    int             k, t, bad, same, differ;
+    size_t          i, len;
+    unsigned        seed;
+    eg_str_t        a, lower;
+    eg_fold_t       f;
+    unsigned char   lb[48], ab[48], c;
+    static const unsigned char  alpha[] = "abcxyz019-_.@[/\r`{\x7f\x80\xe0";
+
+    seed = 7;
+    bad = 0;
+    same = 0;
+    differ = 0;
+
+    for (k = 0; k < 20000; k++) {
+        seed = seed * 1103515245 + 12345;
+        len = (seed >> 16) % 41;
+
+        for (i = 0; i < len; i++) {
+            seed = seed * 1103515245 + 12345;
+            lb[i] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+        }
+
+        lower.data = lb;
+        lower.len = len;
+        eg_fold_make(lower, &f);
+
+        for (t = 0; t < 8; t++) {
+            memcpy(ab, lb, len);
+            a.data = ab;
+            a.len = len;
+
+            /* each letter in either case */
+            for (i = 0; i < len; i++) {
+                seed = seed * 1103515245 + 12345;
+                if (ab[i] >= 'a' && ab[i] <= 'z' && ((seed >> 16) & 1)) {
+                    ab[i] &= ~0x20;
+                }
+            }
+
+            seed = seed * 1103515245 + 12345;
+            i = len ? (seed >> 8) % len : 0;
+
+            switch (t) {
+            case 1:
+                if (len) {
+                    ab[i] ^= 0x20;              /* one case bit */
+                }
+                break;
+            case 2:
+                if (len) {
+                    c = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+                    ab[i] = (seed >> 20) & 1 ? c & ~0x20 : c;
+                }
+                break;
+            case 3:
+                if (len) {
+                    a.len--;                    /* shorter */
+                }
+                break;
+            default:
+                break;
+            }
+
+            if (eg_ieq_fold(a, lower, &f) != eg_ieq_lower(a, lower)
+                || eg_ieq_lower(a, lower) != fold_plain(a, lower))
+            {
+                if (bad++ < 5) {
+                    eg_test_fail(__FILE__, __LINE__, "fold %d, lower %d, "
+                                 "plain %d: \"%.*s\" and \"%.*s\"",
+                                 eg_ieq_fold(a, lower, &f),
+                                 eg_ieq_lower(a, lower), fold_plain(a, lower),
+                                 (int) a.len, a.data, (int) len, lb);
+                }
+                continue;
+            }
+
+            same += fold_plain(a, lower);
+            differ += !fold_plain(a, lower);
+        }
+    }
+
+    CHECK(bad == 0);
+
+    /* both answers are common */
+    CHECK(same > 40000);
+    CHECK(differ > 40000);
+}
+
+
 int
 main(void)
 {
@@ -1725,6 +1851,7 @@ main(void)
     EG_RUN(test_long_lists);
     EG_RUN(test_gates);
     EG_RUN(test_regex_literals);
+    EG_RUN(test_fold);
 
     return eg_test_done();
 }
