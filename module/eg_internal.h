@@ -260,13 +260,13 @@ struct eg_ruleset_s {
      * more than EG_HDR_SLOTS names the rest are looked up one by one.
      */
     eg_str_t              hdr_names[EG_HDR_SLOTS];   /* lower case */
-    eg_fold_t             hdr_folds[EG_HDR_SLOTS];   /* eg_fold_make() */
     size_t                nhdr;
     uint64_t              hdr_lens;      /* bit n: a name of n bytes */
     int8_t                hdr_bylen[64]; /* first slot of a length, or -1 */
     int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same length */
     unsigned              hdr_overflow;  /* names past EG_HDR_SLOTS */
     int                   slot_cookie;   /* -1: no rule reads cookies */
+    eg_fold_t             hdr_folds[EG_HDR_SLOTS];   /* eg_fold_make() */
 
     /* what probes ask about once per request: the method names of
        "method is" lines, the bytes of "contains" lines to look for */
