@@ -24,6 +24,7 @@
 static size_t eg_space(const unsigned char *s, const unsigned char *e,
     int back);
 static eg_str_t eg_trim(const unsigned char *s, const unsigned char *e);
+static EG_INLINE int eg_cookie_index(const eg_ruleset_t *rs, eg_str_t name);
 
 
 size_t
@@ -287,25 +288,10 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
     bit = cs->all ? ~(uint32_t) 0 : 0;
 
     if (!want && ((cs->lens >> (name.len < 64 ? name.len : 0)) & 1)) {
-        if (rs->cookie_tab) {
-            k = eg_cookie_wanted(rs, name);
-            if (k >= 0) {
-                want = 1;
-                bit = k < 32 ? (uint32_t) 1 << k : 0;
-            }
-
-        } else {
-            for (j = 0; j < rs->ncookie_names; j++) {
-                if (name.len == rs->cookie_lnames[j].len
-                    && (name.data[0] | 0x20)
-                       == (rs->cookie_lnames[j].data[0] | 0x20)
-                    && eg_ieq_lower(name, rs->cookie_lnames[j]))
-                {
-                    want = 1;
-                    bit = j < 32 ? (uint32_t) 1 << j : 0;
-                    break;
-                }
-            }
+        k = eg_cookie_index(rs, name);
+        if (k >= 0) {
+            want = 1;
+            bit = k < 32 ? (uint32_t) 1 << k : 0;
         }
     }
 
@@ -328,11 +314,22 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
 int
 eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name)
 {
+    return eg_cookie_index(rs, name);
+}
+
+
+static EG_INLINE int
+eg_cookie_index(const eg_ruleset_t *rs, eg_str_t name)
+{
     size_t  j;
 
     if (rs->cookie_tab == NULL) {
         for (j = 0; j < rs->ncookie_names; j++) {
-            if (eg_ieq_lower(name, rs->cookie_lnames[j])) {
+            if (name.len == rs->cookie_lnames[j].len
+                && (name.data[0] | 0x20)
+                   == (rs->cookie_lnames[j].data[0] | 0x20)
+                && eg_ieq_lower(name, rs->cookie_lnames[j]))
+            {
                 return (int) j;
             }
         }
