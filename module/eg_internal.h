@@ -216,6 +216,7 @@ eg_gram_hash(uint32_t gram, uint32_t target)
 {
     return (gram * 0x9e3779b1u) ^ (target * 0x85ebca6bu);
 }
+
 #define EG_MEMO_MAX   64
 
 
@@ -576,6 +577,26 @@ eg_name_slot(const uint32_t *tab, uint32_t mask, const eg_str_t *names,
     }
 
     return k;
+}
+
+
+/* the entry of a gram of a target (hash: eg_gram_hash() of both), or the
+   empty one where it goes */
+
+static inline eg_gram_t *
+eg_gram_find(const eg_ruleset_t *rs, uint32_t gram, uint32_t target,
+    uint32_t hash)
+{
+    uint32_t    k;
+    eg_gram_t  *e;
+
+    for (k = hash & rs->gram_mask; ; k = (k + 1) & rs->gram_mask) {
+        e = &rs->grams[k];
+
+        if (e->gate == 0 || (e->gram == gram && e->target == target)) {
+            return e;
+        }
+    }
 }
 
 #endif /* EG_INTERNAL_H */

@@ -677,13 +677,10 @@ eg_open_grams_in(eg_state_t *st, uint32_t target, eg_str_t s)
             continue;
         }
 
-        for (k = h & rs->gram_mask; (e = &rs->grams[k])->gate;
-             k = (k + 1) & rs->gram_mask)
-        {
-            if (e->gram == g && e->target == target) {
-                eg_open_gate(st, e->gate - 1);
-                break;
-            }
+        e = eg_gram_find(rs, g, target, h);
+
+        if (e->gate) {
+            eg_open_gate(st, e->gate - 1);
         }
     }
 }

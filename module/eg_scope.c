@@ -874,8 +874,6 @@ static int eg_line_header(const eg_ruleset_t *rs, const eg_cond_t *c,
     eg_str_t *name, int *slot);
 static void eg_gate_sort(const eg_gate_pair_t *pairs, size_t npairs,
     size_t ngates, uint32_t *start, uint32_t *rules);
-static eg_gram_t *eg_gram_find(eg_ruleset_t *rs, uint32_t gram,
-    uint32_t target);
 
 static void
 eg_plan_gates(eg_ruleset_t *rs)
@@ -1228,7 +1226,7 @@ static int
 eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
 {
     size_t         a, k, t, stride;
-    uint32_t       gram, gate;
+    uint32_t       gram, gate, hash;
     eg_gram_t     *e;
     eg_ruleset_t  *rs = gb->rs;
 
@@ -1270,15 +1268,16 @@ eg_gate_grams(eg_gate_build_t *gb, size_t i, const eg_cond_t *c)
     for (a = 0; a < c->nlits; a++) {
         for (k = 0; k < stride; k++) {
             gram = eg_gram_at(c->lits[a].data + k);
-            e = eg_gram_find(rs, gram, (uint32_t) t);
+            hash = eg_gram_hash(gram, (uint32_t) t);
+            e = eg_gram_find(rs, gram, (uint32_t) t, hash);
 
             if (e->gate == 0) {
                 e->gram = gram;
                 e->target = (uint32_t) t;
                 e->gate = (uint32_t) (rs->nhdr + rs->nhdr_ovf + gb->ngrams++)
                           + 1;
-                gate = eg_gram_hash(gram, (uint32_t) t) >> 16;
-                rs->gram_bloom[gate / 64] |= (uint64_t) 1 << (gate % 64);
+                hash >>= 16;
+                rs->gram_bloom[hash / 64] |= (uint64_t) 1 << (hash % 64);
             }
 
             gate = e->gate - 1;
@@ -1343,26 +1342,6 @@ eg_gram_field(const eg_rule_t *r, const eg_cond_t *c)
         return c->slot >= 0 ? 5 + (size_t) c->slot : 64;
     default:
         return 64;
-    }
-}
-
-
-/* the entry of a gram, or the empty one where it goes */
-
-static eg_gram_t *
-eg_gram_find(eg_ruleset_t *rs, uint32_t gram, uint32_t target)
-{
-    size_t      k;
-    eg_gram_t  *e;
-
-    for (k = eg_gram_hash(gram, target) & rs->gram_mask; ;
-         k = (k + 1) & rs->gram_mask)
-    {
-        e = &rs->grams[k];
-
-        if (e->gate == 0 || (e->gram == gram && e->target == target)) {
-            return e;
-        }
     }
 }
 
