@@ -627,25 +627,17 @@ eg_regex_literals(eg_str_t re, unsigned char *buf, eg_str_t *lits,
                 }
                 p += 2;
 
-            } else if (*p == '(') {
-                if (p + 1 < end && p[1] == '*') {
-                    return 0;
-                }
-                if (p + 2 < end && p[1] == '?'
-                    && strchr(":=!<>|'P", p[2]) == NULL)
+            } else if (*p == '(' || *p == '[') {
+                /* a group or a class ends the run; a verb or a group
+                   that sets options is not read */
+                if (*p == '(' && p + 1 < end
+                    && (p[1] == '*'
+                        || (p[1] == '?' && p + 2 < end
+                            && strchr(":=!<>|'P", p[2]) == NULL)))
                 {
                     return 0;
                 }
-                p = eg_regex_skip(p, end);
-                if (p == NULL) {
-                    return 0;
-                }
-                ch = 0;
-                q = p;
-                goto quantifier;
-
-            } else if (*p == '[') {
-                p = eg_regex_class(p, end);
+                p = *p == '(' ? eg_regex_skip(p, end) : eg_regex_class(p, end);
                 if (p == NULL) {
                     return 0;
                 }
