@@ -26,7 +26,7 @@
  * label ends and the last begins, for the localhost and IP literal test.
  */
 
-#define EG_BE_LABEL  1          /* a letter, a digit or '_' */
+#define EG_BE_LABEL  1          /* a letter, a digit or '_': the 1s */
 #define EG_BE_DASH   2
 #define EG_BE_DOT    3
 #define EG_BE_TILDE  4

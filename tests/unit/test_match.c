@@ -1702,6 +1702,7 @@ gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
     return v.nmatches;
 }
 
+
 /*
  * eg_ieq_fold() (header slots, path scope entries) against eg_ieq_lower()
  * and a byte-by-byte reading: names of 0-40 bytes (past EG_FOLD_MAX it
