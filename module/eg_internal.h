@@ -51,6 +51,22 @@ struct eg_cond_s;
 typedef int (*eg_test_pt)(struct eg_state_s *st, const struct eg_cond_s *c,
     eg_str_t s);
 
+/*
+ * A lower-case name of at most 32 bytes, compared many times: its words as
+ * eg_ieq_lower() loads them (the last one overlapping), and in m the 0x20
+ * bit of each byte that is a letter.  Then a byte x of the other side
+ * matches when x | m == y: the letter in either case, any other byte
+ * exactly; two operations a word instead of eg_lower8()'s nine.
+ */
+
+#define EG_FOLD_MAX  32
+
+typedef struct {
+    uint64_t              y[EG_FOLD_MAX / 8];
+    uint64_t              m[EG_FOLD_MAX / 8];
+} eg_fold_t;
+
+
 typedef struct eg_cond_s {
     /* what evaluation reads, first */
     eg_test_pt            test;      /* by the operator (eg_plan_build) */
@@ -78,6 +94,11 @@ typedef struct eg_cond_s {
     /* prefix, suffix with 9 to 32 arguments: bit i of byedge[b] for each
        argument i whose first (suffix: last) byte is b, lower case */
     uint32_t             *byedge;
+
+    /* is, prefix, suffix: each argument's eg_fold_make(), NULL when the
+       memory was not there (the arguments are then compared by
+       eg_ieq_lower()) */
+    eg_fold_t            *folds;
 
     /* literals one of which a value the line holds for contains, lower
        case: the arguments of is, prefix, suffix and contains; for a regex,
@@ -169,22 +190,6 @@ eg_ctz64(uint64_t x)
 }
 #define eg_ctz32(x)  eg_ctz64((uint64_t) (x))
 #endif
-
-
-/*
- * A lower-case name of at most 32 bytes, compared many times: its words as
- * eg_ieq_lower() loads them (the last one overlapping), and in m the 0x20
- * bit of each byte that is a letter.  Then a byte x of the other side
- * matches when x | m == y: the letter in either case, any other byte
- * exactly; two operations a word instead of eg_lower8()'s nine.
- */
-
-#define EG_FOLD_MAX  32
-
-typedef struct {
-    uint64_t              y[EG_FOLD_MAX / 8];
-    uint64_t              m[EG_FOLD_MAX / 8];
-} eg_fold_t;
 
 
 #define EG_HDR_SLOTS  32

@@ -68,6 +68,8 @@ static EG_NOINLINE int eg_cond_other(eg_state_t *st, const eg_cond_t *c);
 static EG_INLINE int eg_test(eg_state_t *st, const eg_cond_t *c,
     eg_str_t value);
 static int eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
+static EG_INLINE int eg_arg_eq(const eg_cond_t *c, const eg_str_t *a,
+    eg_str_t s);
 static int eg_test_prefix(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
 static int eg_test_suffix(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
 static int eg_test_contains(eg_state_t *st, const eg_cond_t *c, eg_str_t s);
@@ -1009,12 +1011,22 @@ eg_test_is(eg_state_t *st, const eg_cond_t *c, eg_str_t s)
             return 1;           /* "" is the empty value */
         }
 
-        if (a->data[0] == b && eg_ieq_lower(s, *a)) {
+        if (a->data[0] == b && eg_arg_eq(c, a, s)) {
             return 1;
         }
     }
 
     return 0;
+}
+
+
+/* the value s (of a's length) is the argument a of c, in any case */
+
+static EG_INLINE int
+eg_arg_eq(const eg_cond_t *c, const eg_str_t *a, eg_str_t s)
+{
+    return c->folds ? eg_ieq_fold(s, *a, &c->folds[a - c->args])
+                    : eg_ieq_lower(s, *a);
 }
 
 
@@ -1047,7 +1059,7 @@ eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
                 part.data = tail ? s.data + s.len - a->len : s.data;
                 part.len = a->len;
 
-                if (eg_ieq_lower(part, *a)) {
+                if (eg_arg_eq(c, a, part)) {
                     return 1;
                 }
             }
@@ -1068,7 +1080,7 @@ eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
         part.data = tail ? s.data + s.len - a->len : s.data;
         part.len = a->len;
 
-        if (eg_ieq_lower(part, *a)) {
+        if (eg_arg_eq(c, a, part)) {
             return 1;
         }
     }

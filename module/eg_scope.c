@@ -350,6 +350,7 @@ eg_scope_add(eg_scope_t *sc, size_t k)
 static int eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname);
 static void eg_plan_edge(eg_cond_t *c);
 static void eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c);
+static void eg_plan_folds(eg_ruleset_t *rs, eg_cond_t *c);
 static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
@@ -433,6 +434,7 @@ eg_plan_build(eg_ruleset_t *rs)
 
             eg_plan_edge(c);
             eg_plan_byedge(rs, c);
+            eg_plan_folds(rs, c);
             eg_plan_test(c);
             eg_plan_literals(rs, c);
 
@@ -1725,6 +1727,37 @@ eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
     for (i = 0; i < c->nargs; i++) {
         b = c->args[i].data[c->op == EG_OP_SUFFIX ? c->args[i].len - 1 : 0];
         c->byedge[b] |= (uint32_t) 1 << i;
+    }
+}
+
+
+/* the arguments of is, prefix and suffix as folds: a value is compared
+   with one in two operations a word */
+
+static void
+eg_plan_folds(eg_ruleset_t *rs, eg_cond_t *c)
+{
+    size_t  i;
+
+    if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX
+         && c->op != EG_OP_SUFFIX)
+        || c->nargs == 0)
+    {
+        c->folds = NULL;
+        return;
+    }
+
+    /* the arguments do not change from one load to the next */
+
+    if (c->folds == NULL) {
+        c->folds = eg_mem_alloc(&rs->mem, c->nargs * sizeof(eg_fold_t));
+        if (c->folds == NULL) {
+            return;
+        }
+    }
+
+    for (i = 0; i < c->nargs; i++) {
+        eg_fold_make(c->args[i], &c->folds[i]);
     }
 }
 
