@@ -228,8 +228,8 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
         if (rs->ncookie_pre && semi - p >= 3 && c > 0x20 && c < 0x7f
             && c != '=')
         {
-            pre = eg_lower(p[0]) | (eg_lower(p[1]) << 8)
-                  | ((uint32_t) eg_lower(p[2]) << 16);
+            pre = (p[0] | (p[1] << 8) | ((uint32_t) p[2] << 16))
+                  | 0x202020;
 
             for (j = 0; j < rs->ncookie_pre; j++) {
                 if (pre == rs->cookie_pre[j]) {

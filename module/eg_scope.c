@@ -384,7 +384,9 @@ eg_plan_build(eg_ruleset_t *rs)
 
     /* a cookie whose name starts with a printable byte no wanted name
        starts with, or whose first three bytes start none, is counted
-       without looking for its '=' */
+       without looking for its '='; the three bytes are compared with
+       their 0x20 bits set, which equal bytes of any case keep equal (a
+       name it lets through is compared in full) */
 
     for (i = 0; i < 256; i++) {
         rs->cookie_skip[i] = (i > 0x20 && i < 0x7f && i != '=' && i != ';');
@@ -402,8 +404,9 @@ eg_plan_build(eg_ruleset_t *rs)
             rs->ncookie_pre = 0;
 
         } else if (i < 8) {
-            rs->cookie_pre[i] = n->data[0] | (n->data[1] << 8)
-                                | ((uint32_t) n->data[2] << 16);
+            rs->cookie_pre[i] = (n->data[0] | (n->data[1] << 8)
+                                 | ((uint32_t) n->data[2] << 16))
+                                | 0x202020;
         }
     }
 

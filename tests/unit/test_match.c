@@ -43,6 +43,7 @@ static void test_long_lists(void);
 static void test_gates(void);
 static void test_regex_literals(void);
 static void test_fold(void);
+static void test_cookie_prefix(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -1828,6 +1829,165 @@ test_fold(void)
 }
 
 
+/*
+ * The cookie parse's first test of a name (eg_cookie_part()): its first
+ * three bytes against those of each wanted name, 0x20 bits set.  Rule
+ * sets of 1-8 "cookie:NAME present" rules, names of bytes some of which
+ * differ from another only by that bit ('@' and '`', '_' and DEL, '[' and
+ * '{', ...), and Cookie headers of those names in other cases, with one
+ * case bit flipped, one byte changed, or none of them.  A rule matches
+ * exactly when a plain reading finds its name in the header.
+ */
+
+static void
+test_cookie_prefix(void)
+{
+    int              k, t, i, j, nnames, nparts, bad, hits, misses;
+    char             text[4096], hdr[1024], idbuf[256], id[16];
+    size_t           n, len[8], plen;
+    unsigned         seed, want, got;
+    eg_str_t         lname, pname;
+    req_t            r;
+    eg_alloc_t      *alloc;
+    eg_options_t     opts;
+    eg_verdict_t     v;
+    eg_ruleset_t    *rs;
+    eg_test_arena_t  arena;
+    unsigned char    names[8][12], part[16], c;
+    static const unsigned char  alpha[] = "abxyz09-_.@[]^`{}~!$%&*+|";
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    seed = 11;
+    bad = 0;
+    hits = 0;
+    misses = 0;
+
+    for (k = 0; k < 1500; k++) {
+        seed = seed * 1103515245 + 12345;
+        nnames = 1 + (seed >> 16) % 8;
+        n = 0;
+
+        for (i = 0; i < nnames; i++) {
+            seed = seed * 1103515245 + 12345;
+            len[i] = 3 + (seed >> 16) % 8;
+
+            for (j = 0; j < (int) len[i]; j++) {
+                seed = seed * 1103515245 + 12345;
+                names[i][j] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+            }
+
+            n += snprintf(text + n, sizeof(text) - n,
+                          "rule T%d\n    name \"T\"\n    cve CVE-2021-26855\n"
+                          "    action log\n"
+                          "    match cookie:%.*s present\nend\n",
+                          i, (int) len[i], names[i]);
+        }
+
+        rs = RULES(text);
+
+        for (t = 0; t < 20; t++) {
+            seed = seed * 1103515245 + 12345;
+            nparts = 1 + (seed >> 16) % 3;
+            n = 0;
+            want = 0;
+
+            for (j = 0; j < nparts; j++) {
+                seed = seed * 1103515245 + 12345;
+                i = (seed >> 16) % nnames;
+                plen = len[i];
+                memcpy(part, names[i], plen);
+
+                /* letters in either case */
+                for (c = 0; c < plen; c++) {
+                    seed = seed * 1103515245 + 12345;
+                    if (part[c] >= 'a' && part[c] <= 'z' && ((seed >> 16) & 1))
+                    {
+                        part[c] &= ~0x20;
+                    }
+                }
+
+                seed = seed * 1103515245 + 12345;
+                c = (seed >> 8) % 3;            /* in the first three */
+
+                switch ((seed >> 16) % 4) {
+                case 1:
+                    /* one case bit, unless that makes ';', '=', '#',
+                       quotes, white space or a control byte */
+                    if (part[c] != '=' - 0x20 && part[c] != ';' - 0x20
+                        && (part[c] ^ 0x20) > 0x20 && (part[c] ^ 0x20) < 0x7f)
+                    {
+                        part[c] ^= 0x20;
+                    }
+                    break;
+                case 2:
+                    part[c] = alpha[(seed >> 20) % (sizeof(alpha) - 1)];
+                    break;
+                case 3:
+                    /* another name of the same length */
+                    for (c = 0; c < plen; c++) {
+                        seed = seed * 1103515245 + 12345;
+                        part[c] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+                    }
+                    break;
+                default:
+                    break;
+                }
+
+                n += snprintf(hdr + n, sizeof(hdr) - n, "%s%.*s=v",
+                              j ? ((seed >> 24) & 1 ? "; " : ";") : "",
+                              (int) plen, part);
+
+                pname.data = part;
+                pname.len = plen;
+
+                for (i = 0; i < nnames; i++) {
+                    lname.data = names[i];
+                    lname.len = len[i];
+                    if (fold_plain(pname, lname)) {
+                        want |= 1u << i;
+                    }
+                }
+            }
+
+            eg_eval(rs, req(&r, "GET", "/", "Cookie", hdr, NULL), &opts,
+                    alloc, &v);
+
+            got = 0;
+            for (i = 0; i < (int) v.nmatches; i++) {
+                snprintf(id, sizeof(id), "%.*s",
+                         (int) eg_rule_id(v.matches[i].rule).len,
+                         eg_rule_id(v.matches[i].rule).data);
+                got |= 1u << atoi(id + 1);
+            }
+
+            if (got != want) {
+                if (bad++ < 5) {
+                    eg_test_fail(__FILE__, __LINE__, "rules %x, plain %x, "
+                                 "\"%s\" (%s)", got, want, hdr,
+                                 ids(&v, idbuf, sizeof(idbuf)));
+                }
+                continue;
+            }
+
+            hits += want != 0;
+            misses += want == 0;
+        }
+
+        eg_ruleset_free(rs);
+    }
+
+    CHECK(bad == 0);
+
+    /* both answers are common */
+    CHECK(hits > 5000);
+    CHECK(misses > 5000);
+
+    eg_test_arena_free(&arena);
+}
+
+
 int
 main(void)
 {
@@ -1853,6 +2013,7 @@ main(void)
     EG_RUN(test_gates);
     EG_RUN(test_regex_literals);
     EG_RUN(test_fold);
+    EG_RUN(test_cookie_prefix);
 
     return eg_test_done();
 }
