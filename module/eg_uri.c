@@ -175,16 +175,17 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
 
 #if (EG_PATH_SSE2)
 
-/* sixteen bytes of a plain path; prev_*: the byte before is '/' or '.' */
+/* the bytes of b that make a path not plain, as a mask; prev holds the
+   byte before each (0 before the first byte of the path) */
 
-static EG_INLINE int
-eg_path_block(__m128i b, unsigned prev_sl, unsigned prev_dot)
+static EG_INLINE unsigned
+eg_path_block(__m128i b, __m128i prev)
 {
-    unsigned  bad, sl, dot;
+    __m128i  bad, sl, dot;
 
     /* signed: 8-bit bytes are negative, below 0x21 too */
 
-    bad = _mm_movemask_epi8(_mm_or_si128(
+    bad = _mm_or_si128(
               _mm_or_si128(
                   _mm_cmplt_epi8(b, _mm_set1_epi8(0x21)),
                   _mm_cmpeq_epi8(b, _mm_set1_epi8(0x7f))),
@@ -194,14 +195,23 @@ eg_path_block(__m128i b, unsigned prev_sl, unsigned prev_dot)
                       _mm_cmpeq_epi8(b, _mm_set1_epi8('('))),
                   _mm_or_si128(
                       _mm_cmpeq_epi8(b, _mm_set1_epi8(':')),
-                      _mm_cmpeq_epi8(b, _mm_set1_epi8('\\'))))));
+                      _mm_cmpeq_epi8(b, _mm_set1_epi8('\\')))));
 
-    sl = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('/')));
-    dot = _mm_movemask_epi8(_mm_cmpeq_epi8(b, _mm_set1_epi8('.')));
+    sl = _mm_cmpeq_epi8(b, _mm_set1_epi8('/'));
+    dot = _mm_cmpeq_epi8(b, _mm_set1_epi8('.'));
 
-    return !(bad
-             || (sl & ((sl << 1) | prev_sl | (dot << 1) | prev_dot))
-             || (dot & ((sl << 1) | prev_sl)));
+    /* "//" and "./" (a '/' after '/' or '.'), "/." (a '.' after '/') */
+
+    bad = _mm_or_si128(bad,
+              _mm_or_si128(
+                  _mm_and_si128(sl,
+                      _mm_or_si128(
+                          _mm_cmpeq_epi8(prev, _mm_set1_epi8('/')),
+                          _mm_cmpeq_epi8(prev, _mm_set1_epi8('.')))),
+                  _mm_and_si128(dot,
+                      _mm_cmpeq_epi8(prev, _mm_set1_epi8('/')))));
+
+    return (unsigned) _mm_movemask_epi8(bad);
 }
 
 #endif
@@ -219,32 +229,59 @@ eg_path_plain(eg_str_t path)
 
 #if (EG_PATH_SSE2)
     {
+        uint64_t       w[2];
         unsigned char  buf[16];
-        unsigned       n, last;
+        size_t         n, last;
         __m128i        b;
 
         /*
-         * Sixteen bytes at a time: no byte IIS would rewrite or decode
-         * (control bytes, space, '%', '(', ':', '\', DEL, 8-bit), and no
-         * "//", "/.", "./".  A path of 16 bytes or more ends with the last
-         * sixteen (overlapping the block before); a shorter one is copied
-         * into a buffer padded with 'a'.
+         * Sixteen bytes at a time, each with the byte before it (an
+         * unaligned load one byte back): no byte IIS would rewrite or
+         * decode (control bytes, space, '%', '(', ':', '\\', DEL, 8-bit),
+         * and no "//", "/.", "./".  A path of 16 bytes or more ends with
+         * the last sixteen (overlapping the block before); a shorter one
+         * is copied into a buffer padded with 'a', as two overlapping
+         * pieces of 8 or 4 bytes (or its 1-3 bytes one by one).
          */
 
         if (path.len < 16) {
-            memset(buf, 'a', 16);
-            memcpy(buf, s, path.len);
+            w[0] = 0x6161616161616161ULL;
+            w[1] = 0x6161616161616161ULL;
+            memcpy(buf, w, 16);
+
+            if (path.len >= 8) {
+                memcpy(buf, s, 8);
+                memcpy(buf + path.len - 8, s + path.len - 8, 8);
+
+            } else if (path.len >= 4) {
+                memcpy(buf, s, 4);
+                memcpy(buf + path.len - 4, s + path.len - 4, 4);
+
+            } else {
+                buf[0] = s[0];
+                buf[path.len / 2] = s[path.len / 2];
+                buf[path.len - 1] = s[path.len - 1];
+            }
+
             b = _mm_loadu_si128((const __m128i *) buf);
-            return eg_path_block(b, 0, 0) && s[path.len - 1] != '.';
+
+            return eg_path_block(b, _mm_slli_si128(b, 1)) == 0
+                   && s[path.len - 1] != '.';
         }
 
-        last = (unsigned) (path.len - 16);
+        b = _mm_loadu_si128((const __m128i *) s);
 
-        for (i = 0; i < path.len; i += 16) {
-            n = i < last ? (unsigned) i : last;
-            b = _mm_loadu_si128((const __m128i *) (s + n));
+        if (eg_path_block(b, _mm_slli_si128(b, 1))) {
+            return 0;
+        }
 
-            if (!eg_path_block(b, n && s[n - 1] == '/', n && s[n - 1] == '.'))
+        last = path.len - 16;
+
+        for (i = 16; i < path.len; i += 16) {
+            n = i < last ? i : last;
+
+            if (eg_path_block(_mm_loadu_si128((const __m128i *) (s + n)),
+                              _mm_loadu_si128((const __m128i *) (s + n - 1))))
             {
                 return 0;
             }
