@@ -1713,6 +1713,16 @@ gates_same(eg_ruleset_t *rs, const eg_request_t *rq, const eg_options_t *opts,
  * flipped, or one byte shorter.
  */
 
+/* the next number of the tests' pseudo-random sequence (an LCG) */
+
+static unsigned
+lcg(unsigned *seed)
+{
+    *seed = *seed * 1103515245 + 12345;
+    return *seed;
+}
+
+
 static int
 fold_plain(eg_str_t a, eg_str_t lower)
 {
@@ -1754,12 +1764,10 @@ test_fold(void)
     differ = 0;
 
     for (k = 0; k < 20000; k++) {
-        seed = seed * 1103515245 + 12345;
-        len = (seed >> 16) % 41;
+        len = (lcg(&seed) >> 16) % 41;
 
         for (i = 0; i < len; i++) {
-            seed = seed * 1103515245 + 12345;
-            lb[i] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+            lb[i] = alpha[(lcg(&seed) >> 16) % (sizeof(alpha) - 1)];
         }
 
         lower.data = lb;
@@ -1773,14 +1781,12 @@ test_fold(void)
 
             /* each letter in either case */
             for (i = 0; i < len; i++) {
-                seed = seed * 1103515245 + 12345;
-                if (ab[i] >= 'a' && ab[i] <= 'z' && ((seed >> 16) & 1)) {
+                if (ab[i] >= 'a' && ab[i] <= 'z' && ((lcg(&seed) >> 16) & 1)) {
                     ab[i] &= ~0x20;
                 }
             }
 
-            seed = seed * 1103515245 + 12345;
-            i = len ? (seed >> 8) % len : 0;
+            i = len ? (lcg(&seed) >> 8) % len : 0;
 
             switch (t) {
             case 1:
@@ -1865,17 +1871,14 @@ test_cookie_prefix(void)
     misses = 0;
 
     for (k = 0; k < 1500; k++) {
-        seed = seed * 1103515245 + 12345;
-        nnames = 1 + (seed >> 16) % 8;
+        nnames = 1 + (lcg(&seed) >> 16) % 8;
         n = 0;
 
         for (i = 0; i < nnames; i++) {
-            seed = seed * 1103515245 + 12345;
-            len[i] = 3 + (seed >> 16) % 8;
+            len[i] = 3 + (lcg(&seed) >> 16) % 8;
 
             for (j = 0; j < (int) len[i]; j++) {
-                seed = seed * 1103515245 + 12345;
-                names[i][j] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+                names[i][j] = alpha[(lcg(&seed) >> 16) % (sizeof(alpha) - 1)];
             }
 
             n += snprintf(text + n, sizeof(text) - n,
@@ -1888,33 +1891,30 @@ test_cookie_prefix(void)
         rs = RULES(text);
 
         for (t = 0; t < 20; t++) {
-            seed = seed * 1103515245 + 12345;
-            nparts = 1 + (seed >> 16) % 3;
+            nparts = 1 + (lcg(&seed) >> 16) % 3;
             n = 0;
             want = 0;
 
             for (j = 0; j < nparts; j++) {
-                seed = seed * 1103515245 + 12345;
-                i = (seed >> 16) % nnames;
+                i = (lcg(&seed) >> 16) % nnames;
                 plen = len[i];
                 memcpy(part, names[i], plen);
 
                 /* letters in either case */
                 for (c = 0; c < plen; c++) {
-                    seed = seed * 1103515245 + 12345;
-                    if (part[c] >= 'a' && part[c] <= 'z' && ((seed >> 16) & 1))
+                    if (part[c] >= 'a' && part[c] <= 'z'
+                        && ((lcg(&seed) >> 16) & 1))
                     {
                         part[c] &= ~0x20;
                     }
                 }
 
-                seed = seed * 1103515245 + 12345;
-                c = (seed >> 8) % 3;            /* in the first three */
+                c = (lcg(&seed) >> 8) % 3;            /* in the first three */
 
                 switch ((seed >> 16) % 4) {
                 case 1:
-                    /* one case bit, unless that makes ';', '=', '#',
-                       quotes, white space or a control byte */
+                    /* one case bit, unless that makes ';', '=', white
+                       space, a control byte or DEL */
                     if (part[c] != '=' - 0x20 && part[c] != ';' - 0x20
                         && (part[c] ^ 0x20) > 0x20 && (part[c] ^ 0x20) < 0x7f)
                     {
@@ -1927,8 +1927,8 @@ test_cookie_prefix(void)
                 case 3:
                     /* another name of the same length */
                     for (c = 0; c < plen; c++) {
-                        seed = seed * 1103515245 + 12345;
-                        part[c] = alpha[(seed >> 16) % (sizeof(alpha) - 1)];
+                        part[c] = alpha[(lcg(&seed) >> 16)
+                                        % (sizeof(alpha) - 1)];
                     }
                     break;
                 default:
