@@ -52,6 +52,7 @@
 static eg_ruleset_t  *rules;
 static size_t        *nprobes;          /* each rule's, as planned */
 static uint32_t     **byedge;           /* each condition's, likewise */
+static eg_fold_t    **folds;            /* each condition's, likewise */
 static eg_cidr_t      trusted[3];
 static eg_str_t       backends[2];
 
@@ -62,7 +63,8 @@ static const char    *addrs[] = {
 
 
 /* the plan's shortcuts on (as planned, saved the first time) or off:
-   probes, edge-byte lookups, gates */
+   probes, edge-byte lookups, gates, and the arguments' folds (compared
+   with eg_ieq_lower() instead) */
 
 static void gate_rules(void);
 
@@ -98,9 +100,11 @@ shortcuts(int on)
 
             if (!saved) {
                 byedge[i * EG_MAX_CONDS + j] = c->byedge;
+                folds[i * EG_MAX_CONDS + j] = c->folds;
             }
 
             c->byedge = on ? byedge[i * EG_MAX_CONDS + j] : NULL;
+            c->folds = on ? folds[i * EG_MAX_CONDS + j] : NULL;
         }
     }
 
@@ -207,7 +211,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     nprobes = calloc(eg_ruleset_count(rules) + 1, sizeof(size_t));
     byedge = calloc(eg_ruleset_count(rules) * EG_MAX_CONDS + 1,
                     sizeof(uint32_t *));
-    if (nprobes == NULL || byedge == NULL) {
+    folds = calloc(eg_ruleset_count(rules) * EG_MAX_CONDS + 1,
+                   sizeof(eg_fold_t *));
+    if (nprobes == NULL || byedge == NULL || folds == NULL) {
         abort();
     }
 
@@ -446,14 +452,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "two evaluations differ");
 
     /* the shortcuts only skip work whose answer is known: without them
-       every rule is tried and every list read in full */
+       every rule is tried, every list read in full, and every argument
+       compared by eg_ieq_lower() */
 
     shortcuts(0);
     eg_eval(rules, &req, &opts, alloc, &v2);
     shortcuts(1);
     FUZZ_CHECK(fuzz_same_verdict(&v, &v2), "the verdict differs without "
-               "the plan's probes, lookups and gates: action %d/%d, %u/%u "
-               "matches, limit %d/%d", (int) v.action, (int) v2.action,
+               "the plan's probes, lookups, gates and folds: action %d/%d, "
+               "%u/%u matches, limit %d/%d", (int) v.action, (int) v2.action,
                (unsigned) v.total, (unsigned) v2.total, (int) v.limit,
                (int) v2.limit);
 
