@@ -229,7 +229,6 @@ eg_path_plain(eg_str_t path)
 
 #if (EG_PATH_SSE2)
     {
-        uint64_t       w[2];
         unsigned char  buf[16];
         size_t         n, last;
         __m128i        b;
@@ -245,9 +244,7 @@ eg_path_plain(eg_str_t path)
          */
 
         if (path.len < 16) {
-            w[0] = 0x6161616161616161ULL;
-            w[1] = 0x6161616161616161ULL;
-            memcpy(buf, w, 16);
+            memset(buf, 'a', sizeof(buf));
 
             if (path.len >= 8) {
                 memcpy(buf, s, 8);
