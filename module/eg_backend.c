@@ -13,6 +13,13 @@
 
 #include "eg_internal.h"
 
+#if defined(__SSE2__) && !defined(EG_NO_SIMD)
+#include <emmintrin.h>
+#define EG_BACKEND_SSE2  1
+#else
+#define EG_BACKEND_SSE2  0
+#endif
+
 
 #define EG_MAX_HOST   253
 #define EG_MAX_LABEL  63
@@ -51,6 +58,10 @@ static const unsigned char  eg_be_class[256] = {
 
 static int eg_valid_version(const unsigned char *p, const unsigned char *end);
 static int eg_local_host(eg_str_t first, eg_str_t last);
+#if (EG_BACKEND_SSE2)
+static int eg_backend_short(eg_str_t value, size_t *host, size_t *first,
+    size_t *last);
+#endif
 
 
 eg_backend_e
@@ -64,6 +75,23 @@ eg_backend_check(eg_str_t value, const eg_str_t *backends, size_t nbackends)
     if (value.len == 0) {
         return EG_BACKEND_SYNTAX;
     }
+
+#if (EG_BACKEND_SSE2)
+    if (value.len <= 64) {
+        /* the usual value, "EX01.contoso.local~1942062522": the same
+           rules read from byte masks */
+
+        if (!eg_backend_short(value, &host.len, &first.len, &last.len)) {
+            return EG_BACKEND_SYNTAX;
+        }
+
+        host.data = value.data;
+        first.data = value.data;
+        last.data = value.data + host.len - last.len;
+
+        goto checked;
+    }
+#endif
 
     p = value.data;
     end = p + value.len;
@@ -115,6 +143,10 @@ eg_backend_check(eg_str_t value, const eg_str_t *backends, size_t nbackends)
     last.data = label;
     last.len = p - label;
 
+#if (EG_BACKEND_SSE2)
+checked:
+#endif
+
     if (eg_local_host(first, last)) {
         return EG_BACKEND_LOCAL;
     }
@@ -147,6 +179,154 @@ eg_backend_reason(eg_backend_e rc)
         return "not a configured Exchange server";
     }
 }
+
+
+#if (EG_BACKEND_SSE2)
+
+/*
+ * A value of 1-64 bytes, read sixteen at a time into masks (bit i: byte
+ * i is of the class), checked as the pass above checks it: the host runs
+ * up to the first '~' and holds only label bytes, '-' and '.'; no label
+ * starts with '-' or '.', or ends with '-'; the host does not end in '.'
+ * or '-'; a label of at most 63 bytes follows from a '~' within the first
+ * 64.  Then 1-10 digits up to 2^31 - 1.  0: not the syntax; else the
+ * lengths of the host, its first label and its last.
+ */
+
+static int
+eg_backend_short(eg_str_t value, size_t *host, size_t *first, size_t *last)
+{
+    size_t                n, t, len;
+    uint64_t              ok, dash, dot, tilde, digit, hmask, m, v, lim;
+    __m128i               b, d, c;
+    unsigned char         buf[16];
+    const unsigned char  *s = value.data;
+
+    len = value.len;
+    ok = 0;
+    dash = 0;
+    dot = 0;
+    tilde = 0;
+    digit = 0;
+
+    /* a value under 16 bytes is copied into a buffer padded with 0, a byte
+       of no class; a longer one is read in blocks at 0, 16, ... and
+       len - 16: the bits of bytes two blocks share are the same */
+
+    if (len < 16) {
+        memset(buf, 0, sizeof(buf));
+
+        if (len >= 8) {
+            memcpy(buf, s, 8);
+            memcpy(buf + len - 8, s + len - 8, 8);
+
+        } else if (len >= 4) {
+            memcpy(buf, s, 4);
+            memcpy(buf + len - 4, s + len - 4, 4);
+
+        } else {
+            buf[0] = s[0];
+            buf[len / 2] = s[len / 2];
+            buf[len - 1] = s[len - 1];
+        }
+
+        s = buf;
+    }
+
+    n = 0;
+
+    for ( ;; ) {
+        b = _mm_loadu_si128((const __m128i *) (s + n));
+
+        /* letters: (b | 0x20) - 'a' below 26, digits: b - '0' below 10,
+           both as signed bytes moved down by 0x80 */
+
+        d = _mm_cmplt_epi8(_mm_add_epi8(b, _mm_set1_epi8((char) (0x80 - '0'))),
+                           _mm_set1_epi8((char) (-128 + 10)));
+        c = _mm_cmpeq_epi8(b, _mm_set1_epi8('-'));
+
+        digit |= (uint64_t) (unsigned) _mm_movemask_epi8(d) << n;
+        dash |= (uint64_t) (unsigned) _mm_movemask_epi8(c) << n;
+
+        d = _mm_or_si128(d, c);
+        c = _mm_cmpeq_epi8(b, _mm_set1_epi8('.'));
+        dot |= (uint64_t) (unsigned) _mm_movemask_epi8(c) << n;
+
+        d = _mm_or_si128(_mm_or_si128(d, c),
+                _mm_or_si128(
+                    _mm_cmplt_epi8(
+                        _mm_add_epi8(_mm_or_si128(b, _mm_set1_epi8(0x20)),
+                                     _mm_set1_epi8((char) (0x80 - 'a'))),
+                        _mm_set1_epi8((char) (-128 + 26))),
+                    _mm_cmpeq_epi8(b, _mm_set1_epi8('_'))));
+        ok |= (uint64_t) (unsigned) _mm_movemask_epi8(d) << n;
+        tilde |= (uint64_t) (unsigned) _mm_movemask_epi8(
+                     _mm_cmpeq_epi8(b, _mm_set1_epi8('~'))) << n;
+
+        if (n + 16 >= len) {
+            break;
+        }
+
+        n = n + 32 <= len ? n + 16 : len - 16;
+    }
+
+    if (tilde == 0) {
+        return 0;
+    }
+
+    t = eg_ctz64(tilde);
+
+    if (t == 0 || (((dot | dash) >> (t - 1)) & 1)) {
+        return 0;
+    }
+
+    /* the host: label bytes, '-' and '.' only; (dot << 1) | 1 is where a
+       label starts */
+
+    hmask = ((uint64_t) 1 << t) - 1;
+    dot &= hmask;
+    dash &= hmask;
+
+    if ((hmask & ~ok)
+        || ((dash | dot) & ((dot << 1) | 1))
+        || (dot & (dash << 1)))
+    {
+        return 0;
+    }
+
+    /* the version: every byte after the '~' a digit, ten of them no more
+       than "2147483647" (read as a big-endian word and two bytes) */
+
+    n = len - t - 1;
+    m = (len == 64 ? ~(uint64_t) 0 : ((uint64_t) 1 << len) - 1)
+        & ~(hmask << 1 | 1);
+
+    if (n == 0 || n > 10 || (m & ~digit)) {
+        return 0;
+    }
+
+    if (n == 10) {
+        memcpy(&v, value.data + t + 1, 8);
+        v = __builtin_bswap64(v);
+        lim = 0x3231343734383336ULL;          /* "21474836" */
+
+        if (v > lim
+            || (v == lim && (value.data[t + 9] > '4'
+                             || (value.data[t + 9] == '4'
+                                 && value.data[t + 10] > '7'))))
+        {
+            return 0;
+        }
+    }
+
+    *host = t;
+    *first = dot ? eg_ctz64(dot) : t;
+    *last = dot ? t - 1 - (63 - (size_t) __builtin_clzll(dot)) : t;
+
+    return 1;
+}
+
+#endif
 
 
 /* 1-10 digits, at most 2^31 - 1: fewer than ten digits always are */

@@ -30,6 +30,7 @@ static void test_backends(void);
 static void test_reason(void);
 static void test_null(void);
 static void test_reference(void);
+static void test_blocks(void);
 static eg_backend_e ref_check(eg_str_t value, const eg_str_t *list,
     size_t nlist);
 
@@ -520,6 +521,130 @@ test_reference(void)
 }
 
 
+/*
+ * eg_backend_check() reads a value of up to 64 bytes sixteen bytes at a
+ * time where the CPU allows (a shorter one from a padded copy, the last
+ * block overlapping the one before).  Every length from 1 to 70, around
+ * each block edge, and the telling byte anywhere: a well-formed
+ * "host~version" of that length, then one, two or three bytes of it
+ * replaced by a byte that matters ('-', '.', '~', '_', a digit, a letter,
+ * 0x80, 0, '/', ' ') or the version lengthened to ten digits near
+ * 2^31 - 1.  Each verdict is compared with the plain reading, with and
+ * without the server list.
+ */
+
+static void
+test_blocks(void)
+{
+    int             i, j, k, bad, n, hostlen, vlen;
+    size_t          len, pos;
+    unsigned        seed;
+    eg_str_t        value;
+    eg_backend_e    got, want;
+    unsigned char   v[80];
+    unsigned        seen[EG_BACKEND_UNKNOWN + 1] = { 0 };
+    static const char   label[] = "abcxyzABCXYZ0189_-";
+    static const char   swap[] = "-.~_09aZ\x80\0/ x.-";
+    static const char  *versions[] = {
+        "2147483647", "2147483648", "2147483650", "2147483599", "2147484647",
+        "2157483647", "3147483647", "1999999999", "9999999999", "0000000000"
+    };
+
+    seed = 4242;
+    bad = 0;
+
+    for (len = 1; len <= 70; len++) {
+        for (i = 0; i < 6000; i++) {
+
+            /* a host of labels of 1-9 bytes, a '~', a version of 1-10
+               digits: about len bytes in all */
+
+            seed = seed * 1103515245 + 12345;
+            vlen = 1 + (int) ((seed >> 16) % 10);
+            hostlen = (int) len - 1 - vlen;
+            n = 0;
+
+            if (hostlen < 1) {
+                hostlen = 1;
+            }
+
+            while (n < hostlen) {
+                seed = seed * 1103515245 + 12345;
+                k = 1 + (int) ((seed >> 16) % 9);
+
+                if (n) {
+                    v[n++] = '.';
+                }
+
+                for (j = 0; j < k && n < hostlen; j++) {
+                    seed = seed * 1103515245 + 12345;
+                    v[n++] = label[(seed >> 16) % 16];  /* no '_', '-' */
+                }
+            }
+
+            if (v[n - 1] == '.') {
+                v[n - 1] = 'a';
+            }
+
+            v[n++] = '~';
+
+            seed = seed * 1103515245 + 12345;
+
+            if (vlen == 10 && ((seed >> 12) & 1)) {
+                memcpy(v + n, versions[(seed >> 16) % 10], 10);
+                n += 10;
+
+            } else {
+                for (j = 0; j < vlen; j++) {
+                    seed = seed * 1103515245 + 12345;
+                    v[n++] = '0' + (seed >> 16) % 10;
+                }
+            }
+
+            /* then up to three bytes replaced (none in a quarter) */
+
+            seed = seed * 1103515245 + 12345;
+            k = (int) ((seed >> 16) % 4);
+
+            for (j = 0; j < k; j++) {
+                seed = seed * 1103515245 + 12345;
+                pos = (seed >> 16) % n;
+                seed = seed * 1103515245 + 12345;
+                v[pos] = (unsigned char) swap[(seed >> 16) % (sizeof(swap) - 1)];
+            }
+
+            value.data = v;
+            value.len = n;
+
+            got = eg_backend_check(value, NULL, 0);
+            want = ref_check(value, NULL, 0);
+            seen[want]++;
+
+            if (got == want) {
+                got = eg_backend_check(value, backends, 2);
+                want = ref_check(value, backends, 2);
+                seen[want]++;
+            }
+
+            if (got != want && bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%.*s\" (%d bytes): got "
+                             "%s, the plain reading %s", n, v, n,
+                             be_name(got), be_name(want));
+            }
+        }
+    }
+
+    CHECK(bad == 0);
+
+    for (k = EG_BACKEND_OK; k <= EG_BACKEND_UNKNOWN; k++) {
+        if (seen[k] < 5000) {
+            eg_test_fail(__FILE__, __LINE__, "%s only %u times",
+                         be_name((eg_backend_e) k), seen[k]);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -532,6 +657,7 @@ main(void)
     EG_RUN(test_reason);
     EG_RUN(test_null);
     EG_RUN(test_reference);
+    EG_RUN(test_blocks);
 
     return eg_test_done();
 }
