@@ -335,7 +335,22 @@ struct eg_ruleset_s {
     /* past 8 wanted cookie names: index + 1 by eg_hash_lower() */
     uint32_t             *cookie_tab;
     uint32_t              cookie_tab_mask;
+
+    /*
+     * Up to 64 rules (one word of bits): the rules that need one of the
+     * header slots 0-7 a request lacks, by those eight bits of what it
+     * has (lack_hdr); and those that need a cookie of one of the wanted
+     * names 0-7 the parsed Cookie headers lack, likewise (lack_cookie).
+     * They are dropped from the request's bits with one load instead of
+     * visited one by one; eg_rule_skipped() still tests each rule.
+     */
+    unsigned              lack;          /* EG_LACK_HDR | EG_LACK_COOKIE */
+    uint64_t              lack_hdr[256];
+    uint64_t              lack_cookie[256];
 };
+
+#define EG_LACK_HDR     1
+#define EG_LACK_COOKIE  2
 
 
 /*

@@ -194,6 +194,12 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
         }
     }
 
+    /* up to 64 rules: those that need a header the request lacks */
+
+    if (nwords == 1 && (rs->lack & EG_LACK_HDR)) {
+        bits[0] &= ~rs->lack_hdr[st.present & 0xff];
+    }
+
     /* the words that hold a rule to evaluate: past 64 rules most hold
        none; a single word is walked as it is */
 
@@ -218,11 +224,12 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
             }
         }
 
-    } else if (rs->cookie_ungated == NULL) {
+    } else if (rs->cookie_ungated == NULL && !(rs->lack & EG_LACK_COOKIE)) {
         eg_eval_bits(&st, bits, notes, live, 0);
 
     } else {
-        /* the Cookie parse may drop rules of the names it lacks */
+        /* the Cookie parse may drop rules of the names it lacks
+           (eg_cookie_gates(), rs->lack_cookie) */
         st.bits = bits;
         eg_eval_bits(&st, bits, notes, live, 1);
     }
@@ -1657,7 +1664,13 @@ eg_need_cookies(eg_state_t *st)
     st->ncookies = found;
 
     if (st->bits) {
-        eg_cookie_gates(st);
+        if (st->rs->cookie_ungated) {
+            eg_cookie_gates(st);
+        }
+
+        if (st->rs->lack & EG_LACK_COOKIE) {
+            st->bits[0] &= ~st->rs->lack_cookie[st->cookie_present & 0xff];
+        }
     }
 
     return 1;

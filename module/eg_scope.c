@@ -361,6 +361,7 @@ static void eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c);
 static unsigned eg_byte_weight(unsigned char b);
 static void eg_set_either_case(uint8_t *set, unsigned char b);
 static void eg_plan_gates(eg_ruleset_t *rs);
+static void eg_plan_lack(eg_ruleset_t *rs);
 static void eg_plan_cookie_tab(eg_ruleset_t *rs);
 static void eg_plan_literals(eg_ruleset_t *rs, eg_cond_t *c);
 static size_t eg_regex_literals(eg_str_t re, unsigned char *buf,
@@ -514,6 +515,46 @@ eg_plan_build(eg_ruleset_t *rs)
     }
 
     eg_plan_gates(rs);
+    eg_plan_lack(rs);
+}
+
+
+/* the rules a request lacking some of header slots 0-7, or of wanted
+   cookie names 0-7, cannot match, for each of the 256 ways (one word of
+   rules only) */
+
+static void
+eg_plan_lack(eg_ruleset_t *rs)
+{
+    size_t      i, p;
+    uint64_t    bit;
+    eg_rule_t  *r;
+
+    rs->lack = 0;
+
+    if (rs->nrules > 64) {
+        return;
+    }
+
+    memset(rs->lack_hdr, 0, sizeof(rs->lack_hdr));
+    memset(rs->lack_cookie, 0, sizeof(rs->lack_cookie));
+
+    for (i = 0; i < rs->nrules; i++) {
+        r = rs->rules[i];
+        bit = (uint64_t) 1 << i;
+
+        for (p = 0; p < 256; p++) {
+            if (r->need & 0xff & ~p) {
+                rs->lack_hdr[p] |= bit;
+                rs->lack |= EG_LACK_HDR;
+            }
+
+            if (r->need_cookies & 0xff & ~p) {
+                rs->lack_cookie[p] |= bit;
+                rs->lack |= EG_LACK_COOKIE;
+            }
+        }
+    }
 }
 
 

@@ -29,10 +29,10 @@
  * Invariants: the verdict invariants (fuzz_common.h); evaluating again
  * gives the same verdict, and so does evaluating without the plan's
  * shortcuts (the probes that skip a rule, the lookup of long prefix and
- * suffix lists by edge byte, the gates); with the body read there is no
- * need_body, and every deciding rule that matched with the body pending
- * still matches (reading the body only adds matches); the log line (as
- * nginx would write it) is valid (fuzz_log_check.h).
+ * suffix lists by edge byte, the gates, the lack tables); with the body
+ * read there is no need_body, and every deciding rule that matched with
+ * the body pending still matches (reading the body only adds matches);
+ * the log line (as nginx would write it) is valid (fuzz_log_check.h).
  */
 
 #include <glob.h>
@@ -63,8 +63,8 @@ static const char    *addrs[] = {
 
 
 /* the plan's shortcuts on (as planned, saved the first time) or off:
-   probes, edge-byte lookups, gates, and the arguments' folds (compared
-   with eg_ieq_lower() instead) */
+   probes, edge-byte lookups, gates, the lack tables, and the arguments'
+   folds (compared with eg_ieq_lower() instead) */
 
 static void gate_rules(void);
 
@@ -76,15 +76,18 @@ shortcuts(int on)
     eg_rule_t  *r;
     eg_cond_t  *c;
     static int       saved;
+    static unsigned  lack;
     static uint64_t *ungated, *cookie_ungated;
 
     if (!saved) {
         ungated = rules->ungated;
         cookie_ungated = rules->cookie_ungated;
+        lack = rules->lack;
     }
 
     rules->ungated = on ? ungated : NULL;
     rules->cookie_ungated = on ? cookie_ungated : NULL;
+    rules->lack = on ? lack : 0;
 
     for (i = 0; i < rules->nrules; i++) {
         r = rules->rules[i];
