@@ -340,17 +340,22 @@ struct eg_ruleset_s {
      * Up to 64 rules (one word of bits): the rules that need one of the
      * header slots 0-7 a request lacks, by those eight bits of what it
      * has (lack_hdr); and those that need a cookie of one of the wanted
-     * names 0-7 the parsed Cookie headers lack, likewise (lack_cookie).
-     * They are dropped from the request's bits with one load instead of
-     * visited one by one; eg_rule_skipped() still tests each rule.
+     * names 0-7 the parsed Cookie headers lack, likewise (lack_cookie);
+     * and those whose path or query is longer than the request's, by its
+     * length under 63 (lack_path, lack_query; at 63, none).  They are
+     * dropped from the request's bits with a load each instead of visited
+     * one by one; eg_rule_skipped() still tests each rule.
      */
-    unsigned              lack;          /* EG_LACK_HDR | EG_LACK_COOKIE */
+    unsigned              lack;          /* EG_LACK_* */
     uint64_t              lack_hdr[256];
     uint64_t              lack_cookie[256];
+    uint64_t              lack_path[64];
+    uint64_t              lack_query[64];
 };
 
 #define EG_LACK_HDR     1
 #define EG_LACK_COOKIE  2
+#define EG_LACK_LEN     4
 
 
 /*

@@ -194,10 +194,13 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
         }
     }
 
-    /* up to 64 rules: those that need a header the request lacks */
+    /* up to 64 rules: those that need a header the request lacks, or a
+       longer path or query */
 
-    if (nwords == 1 && (rs->lack & EG_LACK_HDR)) {
-        bits[0] &= ~rs->lack_hdr[st.present & 0xff];
+    if (nwords == 1 && (rs->lack & (EG_LACK_HDR | EG_LACK_LEN))) {
+        bits[0] &= ~(rs->lack_hdr[st.present & 0xff]
+                     | rs->lack_path[v->path.len < 63 ? v->path.len : 63]
+                     | rs->lack_query[v->query.len < 63 ? v->query.len : 63]);
     }
 
     /* the words that hold a rule to evaluate: past 64 rules most hold

@@ -520,8 +520,8 @@ eg_plan_build(eg_ruleset_t *rs)
 
 
 /* the rules a request lacking some of header slots 0-7, or of wanted
-   cookie names 0-7, cannot match, for each of the 256 ways (one word of
-   rules only) */
+   cookie names 0-7, cannot match, for each of the 256 ways; those a path
+   or query of 0-62 bytes is too short for (one word of rules only) */
 
 static void
 eg_plan_lack(eg_ruleset_t *rs)
@@ -538,6 +538,8 @@ eg_plan_lack(eg_ruleset_t *rs)
 
     memset(rs->lack_hdr, 0, sizeof(rs->lack_hdr));
     memset(rs->lack_cookie, 0, sizeof(rs->lack_cookie));
+    memset(rs->lack_path, 0, sizeof(rs->lack_path));
+    memset(rs->lack_query, 0, sizeof(rs->lack_query));
 
     for (i = 0; i < rs->nrules; i++) {
         r = rs->rules[i];
@@ -552,6 +554,18 @@ eg_plan_lack(eg_ruleset_t *rs)
             if (r->need_cookies & 0xff & ~p) {
                 rs->lack_cookie[p] |= bit;
                 rs->lack |= EG_LACK_COOKIE;
+            }
+        }
+
+        for (p = 0; p < 63; p++) {
+            if (r->min_path > p) {
+                rs->lack_path[p] |= bit;
+                rs->lack |= EG_LACK_LEN;
+            }
+
+            if (r->min_query > p) {
+                rs->lack_query[p] |= bit;
+                rs->lack |= EG_LACK_LEN;
             }
         }
     }

@@ -44,6 +44,7 @@ static void test_gates(void);
 static void test_regex_literals(void);
 static void test_fold(void);
 static void test_cookie_prefix(void);
+static void test_lack(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -1988,6 +1989,136 @@ test_cookie_prefix(void)
 }
 
 
+/*
+ * The lack tables (up to 64 rules, eg_plan_lack()): a rule is dropped at
+ * once when the request lacks a header of slots 0-7 or a cookie of the
+ * wanted names 0-7 it needs, or has a shorter path or query than it needs
+ * (under 63 bytes).  Nine header names and nine cookie names, so that the
+ * ninth is tested one by one; paths and queries of lengths around 62-64
+ * and 70, each just long enough, longer, and one byte short.
+ */
+
+static void
+lack_text(char *buf, const char *head, int c, size_t n)
+{
+    size_t  len;
+
+    len = strlen(head);
+    memcpy(buf, head, len);
+    memset(buf + len, c, n);
+    buf[len + n] = '\0';
+}
+
+
+static void
+test_lack(void)
+{
+    int               k;
+    char              idbuf[256], want[16], name[16], cookie[64];
+    char              text[8192], p62[80], p63[80], p70[80], q63[80];
+    char              q64[80], target[256];
+    size_t            n;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    /* "/e/" and 59 'f': 62 bytes; "/c/" and 60 'd': 63; "/a/" and 67 'b':
+       70; "r=" and 61 'y': 63; "q=" and 62 'x': 64 */
+
+    lack_text(p62, "/e/", 'f', 59);
+    lack_text(p63, "/c/", 'd', 60);
+    lack_text(p70, "/a/", 'b', 67);
+    lack_text(q63, "r=", 'y', 61);
+    lack_text(q64, "q=", 'x', 62);
+    CHECK_INT((int) (strlen(p62) + strlen(p63) + strlen(p70)), 62 + 63 + 70);
+    CHECK_INT((int) (strlen(q63) + strlen(q64)), 63 + 64);
+
+    n = 0;
+    for (k = 0; k < 9; k++) {
+        n += snprintf(text + n, sizeof(text) - n,
+                      RULE("T-H%d", "block", "    match header:X-H%d present\n"),
+                      k, k, k);
+    }
+    for (k = 0; k < 9; k++) {
+        n += snprintf(text + n, sizeof(text) - n,
+                      RULE("T-C%d", "block", "    match cookie:c%d present\n"),
+                      k, k, k);
+    }
+    n += snprintf(text + n, sizeof(text) - n,
+                  RULE("T-P62", "block", "    match path prefix %s\n")
+                  RULE("T-P63", "block", "    match path prefix %s\n")
+                  RULE("T-P70", "block", "    match path prefix %s\n")
+                  RULE("T-Q63", "block", "    match query contains %s\n")
+                  RULE("T-Q64", "block", "    match query contains %s\n"),
+                  p62, p63, p70, q63, q64);
+    CHECK(n < sizeof(text));
+
+    rs = RULES(text);
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* each header and each cookie alone, two together, none */
+
+    for (k = 0; k < 9; k++) {
+        snprintf(name, sizeof(name), "x-h%d", k);
+        snprintf(want, sizeof(want), "T-H%d", k);
+        eg_eval(rs, req(&r, "GET", "/", name, "1", NULL), &opts, alloc, &v);
+        CHECK_IDS(&v, want);
+
+        snprintf(cookie, sizeof(cookie), "a=1; C%d=2; b=3", k);
+        snprintf(want, sizeof(want), "T-C%d", k);
+        eg_eval(rs, req(&r, "GET", "/", "Cookie", cookie, NULL), &opts, alloc,
+                &v);
+        CHECK_IDS(&v, want);
+    }
+
+    eg_eval(rs, req(&r, "GET", "/", "X-H8", "1", "X-H2", "", "Cookie",
+                    "c8=1; c0=", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-H2,T-H8,T-C0,T-C8");
+    eg_eval(rs, req(&r, "GET", "/", "X-H9", "1", "Cookie", "c9=1; c=2", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* paths and queries just long enough, longer, one byte short */
+
+    eg_eval(rs, req(&r, "GET", p62, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P62");
+    eg_eval(rs, req(&r, "GET", p63, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P63");
+    eg_eval(rs, req(&r, "GET", p70, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P70");
+
+    snprintf(target, sizeof(target), "%s/x?%s", p70, q64);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P70,T-Q64");
+    snprintf(target, sizeof(target), "%s?%s", p63, q63);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-P63,T-Q63");
+    snprintf(target, sizeof(target), "/?%s", q63);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q63");
+    snprintf(target, sizeof(target), "/?%s&%s", q64, q63);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-Q63,T-Q64");
+
+    snprintf(target, sizeof(target), "%.69s", p70);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    snprintf(target, sizeof(target), "%.62s?%.62s", p63, q63);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    snprintf(target, sizeof(target), "/?%.63s", q64);
+    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -2014,6 +2145,7 @@ main(void)
     EG_RUN(test_regex_literals);
     EG_RUN(test_fold);
     EG_RUN(test_cookie_prefix);
+    EG_RUN(test_lack);
 
     return eg_test_done();
 }
