@@ -78,6 +78,10 @@ static EG_NOINLINE void eg_cookie_part(eg_cookie_scan_t *cs,
     const unsigned char *s, const unsigned char *semi);
 
 
+/* when every cookie is kept: none skipped */
+static const uint8_t  eg_cookie_keep[256];
+
+
 /*
  * The same, and *present: bit j for each wanted name j (of the rule set's
  * list, j < 32) that some examined cookie has; every bit when all cookies
@@ -93,12 +97,24 @@ static EG_NOINLINE void eg_cookie_part(eg_cookie_scan_t *cs,
     do {                                                                      \
         const unsigned char  *p_ = (part);                                    \
                                                                               \
-        if ((skip) && p_ < (semi)) {                                          \
+        if (p_ < (semi)) {                                                    \
             p_ += (*p_ == ' ' && p_ + 1 < (semi));                            \
             if ((skip)[*p_]) {                                                \
                 (cs).n++;                                                     \
                 break;                                                        \
             }                                                                 \
+        }                                                                     \
+        eg_cookie_part(&(cs), (part), (semi));                                \
+    } while (0)
+
+/* the same for a part that ends at a ';' (semi): the ';' may be read, and
+   is not skipped, so an empty part or a lone space needs no test */
+
+#define eg_cookie_next_semi(cs, skip, part, semi)                             \
+    do {                                                                      \
+        if ((skip)[(part)[(part)[0] == ' ']]) {                               \
+            (cs).n++;                                                         \
+            break;                                                            \
         }                                                                     \
         eg_cookie_part(&(cs), (part), (semi));                                \
     } while (0)
@@ -112,7 +128,7 @@ static EG_NOINLINE void eg_cookie_part(eg_cookie_scan_t *cs,
     while (m) {                                                               \
         semi = (base) + eg_ctz64(m);                                          \
         (m) &= (m) - 1;                                                       \
-        eg_cookie_next(cs, skip, part, semi);                                 \
+        eg_cookie_next_semi(cs, skip, part, semi);                            \
         (part) = semi + 1;                                                    \
     }
 
@@ -161,7 +177,7 @@ eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     cs.all = (rs == NULL || rs->all_cookies);
     cs.lens = cs.all ? 0 : rs->cookie_name_lens;
     cs.rs = rs;
-    skip = cs.all ? NULL : rs->cookie_skip;
+    skip = cs.all ? eg_cookie_keep : rs->cookie_skip;
 
     for (i = 0; i < nheaders; i++) {
         s = headers[i].data;
@@ -189,7 +205,7 @@ eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
 #endif
 
         while ((semi = memchr(s, ';', end - s)) != NULL) {
-            eg_cookie_next(cs, skip, part, semi);
+            eg_cookie_next_semi(cs, skip, part, semi);
             part = semi + 1;
             s = part;
         }
