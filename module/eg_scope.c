@@ -44,6 +44,7 @@ struct eg_scope_s {
 
 static size_t eg_rule_segments(const eg_rule_t *r, eg_str_t *segs,
     unsigned *exact);
+static void eg_plan_probes_scoped(eg_rule_t *r);
 static size_t eg_literal_segments(const eg_cond_t *c, eg_str_t *segs,
     unsigned *exact);
 static size_t eg_regex_segments(eg_str_t re, eg_str_t *segs,
@@ -1449,6 +1450,67 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
             eg_plan_probe_bytes(r, c);
         }
     }
+
+    eg_plan_probes_scoped(r);
+}
+
+
+/*
+ * A rule scoped to first segments (eg_scope_build()) is only evaluated
+ * for a path whose first segment starts with one of them, in any case:
+ * a byte probe on the path that each of them passes tells nothing more,
+ * and is dropped.  (Probes only skip work: dropping one never changes a
+ * verdict, and a rule set without its dispatch table loses nothing but
+ * the shortcut.)
+ */
+
+static void
+eg_plan_probes_scoped(eg_rule_t *r)
+{
+    size_t          i, j, k, n;
+    unsigned        exact[EG_SCOPE_MAX_SEGS];
+    eg_str_t        segs[EG_SCOPE_MAX_SEGS];
+    unsigned char   b;
+    eg_probe_t     *p;
+
+    n = eg_rule_segments(r, segs, exact);
+
+    if (n == 0) {
+        return;
+    }
+
+    for (i = 0, k = 0; i < r->nprobes; i++) {
+        p = &r->probes[i];
+
+        if (p->kind == EG_PROBE_BYTE && p->field == EG_F_PATH && !p->tail
+            && p->pos >= 1)
+        {
+            for (j = 0; j < n; j++) {
+                if (p->pos - 1 >= segs[j].len) {
+                    break;
+                }
+
+                b = segs[j].data[p->pos - 1];
+
+                if (!((p->set[b >> 3] >> (b & 7)) & 1)
+                    || !((p->set[eg_upper(b) >> 3] >> (eg_upper(b) & 7)) & 1))
+                {
+                    break;
+                }
+            }
+
+            if (j == n) {
+                continue;               /* each segment passes it */
+            }
+        }
+
+        if (k != i) {
+            r->probes[k] = *p;
+        }
+        k++;
+    }
+
+    r->nprobes = k;
 }
 
 

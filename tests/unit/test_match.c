@@ -45,6 +45,7 @@ static void test_regex_literals(void);
 static void test_fold(void);
 static void test_cookie_prefix(void);
 static void test_lack(void);
+static void test_probes_scoped(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -2119,6 +2120,97 @@ test_lack(void)
 }
 
 
+/*
+ * A rule scoped to first segments is only evaluated for a path whose
+ * first segment starts with one of them (any case): the byte probes on
+ * the path that every one of them passes are dropped when the plan is
+ * built, the others kept; verdicts are those of the full tests.
+ */
+
+static size_t
+path_probes(const eg_ruleset_t *rs, size_t i)
+{
+    size_t             j, n;
+    const eg_rule_t   *r = rs->rules[i];
+
+    for (j = 0, n = 0; j < r->nprobes; j++) {
+        n += (r->probes[j].kind == EG_PROBE_BYTE
+              && r->probes[j].field == EG_F_PATH);
+    }
+
+    return n;
+}
+
+
+static void
+test_probes_scoped(void)
+{
+    char              idbuf[256];
+    size_t            j;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    rs = RULES(RULE("T-AD", "block",
+                    "    match path prefix /autodiscover\n")
+               RULE("T-TWO", "block",
+                    "    match path prefix /owa/ /ecp/\n")
+               RULE("T-AUTH", "block",
+                    "    match path prefix /ecp/auth/\n")
+               RULE("T-SUF", "block",
+                    "    match path prefix /owa/\n"
+                    "    match path suffix .aspx\n")
+               RULE("T-ANY", "block",
+                    "    match path prefix /x /autod\n"));
+
+    /* within every segment: dropped; past the segment, or from the end,
+       or where one segment's byte is not in the set: kept */
+
+    CHECK_INT((int) path_probes(rs, 0), 0);
+    CHECK_INT((int) path_probes(rs, 1), 0);
+    CHECK(path_probes(rs, 2) > 0);
+    for (j = 0; j < rs->rules[2]->nprobes; j++) {
+        CHECK(rs->rules[2]->probes[j].kind != EG_PROBE_BYTE
+              || rs->rules[2]->probes[j].pos > 3);
+    }
+    CHECK(path_probes(rs, 3) > 0);
+    for (j = 0; j < rs->rules[3]->nprobes; j++) {
+        CHECK(rs->rules[3]->probes[j].kind != EG_PROBE_BYTE
+              || rs->rules[3]->probes[j].tail);
+    }
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/AutoDiscover/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-AD,T-ANY");
+    eg_eval(rs, req(&r, "GET", "/autodiscoverx", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-AD,T-ANY");
+    eg_eval(rs, req(&r, "GET", "/autodiscove", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-ANY");
+    eg_eval(rs, req(&r, "GET", "/autodiscovEr", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-AD,T-ANY");
+    eg_eval(rs, req(&r, "GET", "/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-ANY");
+    eg_eval(rs, req(&r, "POST", "/OWA/a.aspx", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-TWO,T-SUF");
+    eg_eval(rs, req(&r, "POST", "/owa/a.aspy", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-TWO");
+    eg_eval(rs, req(&r, "GET", "/Ecp/Auth/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-TWO,T-AUTH");
+    eg_eval(rs, req(&r, "GET", "/ecp/autx/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-TWO");
+    eg_eval(rs, req(&r, "GET", "/ecpx/auth/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -2146,6 +2238,7 @@ main(void)
     EG_RUN(test_fold);
     EG_RUN(test_cookie_prefix);
     EG_RUN(test_lack);
+    EG_RUN(test_probes_scoped);
 
     return eg_test_done();
 }
