@@ -1606,6 +1606,7 @@ eg_cookies(eg_state_t *st)
 static int
 eg_need_cookies(eg_state_t *st)
 {
+    int                 k;
     size_t              i, n, bytes, max, maxbytes, found;
     eg_str_t            hdrs[EG_MAX_COOKIE_HEADERS];
     const eg_header_t  *h;
@@ -1615,18 +1616,36 @@ eg_need_cookies(eg_state_t *st)
     maxbytes = eg_max_header_bytes(st);
     n = 0;
     bytes = 0;
+    k = st->rs->slot_cookie;
 
-    for (i = 0; (h = eg_next_header(st, st->rs->slot_cookie, eg_cookie_name,
-                                    &i))
-                != NULL; )
+    if (k >= 0 && (st->present & ((uint32_t) 1 << k))
+        && st->end[k] == st->first[k] + 1)
     {
-        if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes) {
+        /* the usual request: one Cookie header */
+
+        h = &st->req->headers[st->first[k]];
+
+        if (h->value.len > maxbytes) {
             eg_limit(st, EG_LIMIT_HEADER_BYTES);
-            break;
+
+        } else {
+            hdrs[n++] = h->value;
+            bytes = h->value.len + 2;
         }
 
-        hdrs[n++] = h->value;
-        bytes += h->value.len + 2;
+    } else {
+        for (i = 0; (h = eg_next_header(st, k, eg_cookie_name, &i)) != NULL; )
+        {
+            if (n == EG_MAX_COOKIE_HEADERS
+                || bytes + h->value.len > maxbytes)
+            {
+                eg_limit(st, EG_LIMIT_HEADER_BYTES);
+                break;
+            }
+
+            hdrs[n++] = h->value;
+            bytes += h->value.len + 2;
+        }
     }
 
     st->ncookie_headers = n;
