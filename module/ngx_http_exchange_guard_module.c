@@ -616,6 +616,7 @@ static ngx_int_t
 ngx_http_exchange_guard_view(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf, ngx_http_exchange_guard_ctx_t *ctx)
 {
+    uint64_t          filter;
     ngx_uint_t        i, n, cap;
     eg_header_t      *h, *more;
     eg_request_t     *req;
@@ -643,12 +644,16 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
      * fit the context's room, or room for every header is taken.
      */
 
+    filter = lcf->header_filter;
+
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         header = part->elts;
 
         for (i = 0; i < part->nelts; i++) {
-            if (header[i].hash == 0
-                || !((lcf->header_filter >> (header[i].hash % 64)) & 1))
+            /* most headers fail the filter: that test first */
+
+            if (!((filter >> (header[i].hash % 64)) & 1)
+                || header[i].hash == 0)
             {
                 continue;
             }
