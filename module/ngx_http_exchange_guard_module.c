@@ -275,15 +275,19 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
     ctx = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    /* the context carries its pool cleanup (linked as
+       ngx_pool_cleanup_add() links one): one allocation, not two */
+
+    cln = &ctx->cln;
+    cln->handler = ngx_http_exchange_guard_cleanup;
+    cln->data = ctx;
+    cln->next = r->pool->cleanup;
+    r->pool->cleanup = cln;
 
     ctx->verdict = NULL;
     ctx->status = 0;
@@ -296,8 +300,6 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
     ctx->req.body.data = NULL;
     ctx->req.body.len = 0;
 
-    cln->handler = ngx_http_exchange_guard_cleanup;
-    cln->data = ctx;
     ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
 
     if (ngx_http_exchange_guard_view(r, lcf, ctx) != NGX_OK) {
