@@ -1451,17 +1451,19 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         }
     }
 
-    eg_plan_probes_scoped(r);
+    if (rs->scope) {
+        eg_plan_probes_scoped(r);
+    }
 }
 
 
 /*
- * A rule scoped to first segments (eg_scope_build()) is only evaluated
- * for a path whose first segment starts with one of them, in any case:
- * a byte probe on the path that each of them passes tells nothing more,
- * and is dropped.  (Probes only skip work: dropping one never changes a
- * verdict, and a rule set without its dispatch table loses nothing but
- * the shortcut.)
+ * With the dispatch table (eg_scope_build()), a rule scoped to first
+ * segments is only evaluated for a path whose first segment starts with
+ * one of them, in any case: a byte probe on the path that each of them
+ * passes would pass for every request that reaches the rule, and is
+ * dropped.  Without the table every rule meets every request, and keeps
+ * its probes.
  */
 
 static void
