@@ -214,22 +214,7 @@ eg_backend_short(eg_str_t value, size_t *host, size_t *first, size_t *last)
        len - 16: the bits of bytes two blocks share are the same */
 
     if (len < 16) {
-        memset(buf, 0, sizeof(buf));
-
-        if (len >= 8) {
-            memcpy(buf, s, 8);
-            memcpy(buf + len - 8, s + len - 8, 8);
-
-        } else if (len >= 4) {
-            memcpy(buf, s, 4);
-            memcpy(buf + len - 4, s + len - 4, 4);
-
-        } else {
-            buf[0] = s[0];
-            buf[len / 2] = s[len / 2];
-            buf[len - 1] = s[len - 1];
-        }
-
+        eg_copy_short16(buf, s, len, 0);
         s = buf;
     }
 

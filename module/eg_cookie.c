@@ -90,27 +90,12 @@ static const uint8_t  eg_cookie_keep[256];
  * The ';' are found 64 bytes at a time where SSE2 is.  A part whose name
  * starts ("; name=") with a printable byte that no wanted name starts
  * with is counted and left there: no '=' or white space can change that
- * byte.  Every other part takes eg_cookie_part().
+ * byte.  Every other part takes eg_cookie_part().  For a part that ends
+ * at a ';' (semi) the ';' may be read, and is never skipped, so an empty
+ * part or a lone space needs no test (eg_cookie_next()).
  */
 
 #define eg_cookie_next(cs, skip, part, semi)                                  \
-    do {                                                                      \
-        const unsigned char  *p_ = (part);                                    \
-                                                                              \
-        if (p_ < (semi)) {                                                    \
-            p_ += (*p_ == ' ' && p_ + 1 < (semi));                            \
-            if ((skip)[*p_]) {                                                \
-                (cs).n++;                                                     \
-                break;                                                        \
-            }                                                                 \
-        }                                                                     \
-        eg_cookie_part(&(cs), (part), (semi));                                \
-    } while (0)
-
-/* the same for a part that ends at a ';' (semi): the ';' may be read, and
-   is not skipped, so an empty part or a lone space needs no test */
-
-#define eg_cookie_next_semi(cs, skip, part, semi)                             \
     do {                                                                      \
         if ((skip)[(part)[(part)[0] == ' ']]) {                               \
             (cs).n++;                                                         \
@@ -128,7 +113,7 @@ static const uint8_t  eg_cookie_keep[256];
     while (m) {                                                               \
         semi = (base) + eg_ctz64(m);                                          \
         (m) &= (m) - 1;                                                       \
-        eg_cookie_next_semi(cs, skip, part, semi);                            \
+        eg_cookie_next(cs, skip, part, semi);                                 \
         (part) = semi + 1;                                                    \
     }
 
@@ -166,7 +151,7 @@ eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
 #endif
     const uint8_t        *skip;
     eg_cookie_scan_t      cs;
-    const unsigned char  *s, *part, *end, *semi;
+    const unsigned char  *s, *p, *part, *end, *semi;
 
     cs.out = out;
     cs.cap = cap;
@@ -205,13 +190,23 @@ eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
 #endif
 
         while ((semi = memchr(s, ';', end - s)) != NULL) {
-            eg_cookie_next_semi(cs, skip, part, semi);
+            eg_cookie_next(cs, skip, part, semi);
             part = semi + 1;
             s = part;
         }
 
+        /* the last part ends at the header's end, which may not be read:
+           a space is skipped only before a byte of the part */
+
         if (part < end) {
-            eg_cookie_next(cs, skip, part, end);
+            p = part + (*part == ' ' && part + 1 < end);
+
+            if (skip[*p]) {
+                cs.n++;
+
+            } else {
+                eg_cookie_part(&cs, part, end);
+            }
         }
     }
 

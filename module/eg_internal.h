@@ -404,6 +404,43 @@ eg_upper(unsigned char c)
 int eg_str_ieq(eg_str_t a, eg_str_t b);
 
 
+/* b is in the 256-bit set */
+
+static inline int
+eg_byte_in(const uint8_t *set, unsigned char b)
+{
+    return (set[b >> 3] >> (b & 7)) & 1;
+}
+
+
+/*
+ * The 1-15 bytes at s into a 16-byte buffer padded with pad, for one
+ * sixteen-byte load: two overlapping pieces of 8 or 4 bytes (or the 1-3
+ * bytes one by one), no memcpy() of a variable length.
+ */
+
+static inline void
+eg_copy_short16(unsigned char *buf, const unsigned char *s, size_t len,
+    int pad)
+{
+    memset(buf, pad, 16);
+
+    if (len >= 8) {
+        memcpy(buf, s, 8);
+        memcpy(buf + len - 8, s + len - 8, 8);
+
+    } else if (len >= 4) {
+        memcpy(buf, s, 4);
+        memcpy(buf + len - 4, s + len - 4, 4);
+
+    } else {
+        buf[0] = s[0];
+        buf[len / 2] = s[len / 2];
+        buf[len - 1] = s[len - 1];
+    }
+}
+
+
 /* n words of rule bits: one (up to 64 rules) inline, more by memcpy */
 
 static inline void

@@ -403,7 +403,7 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
         }
 
         b = s.data[p->tail ? s.len - 1 - p->pos : p->pos];
-        return (p->set[b >> 3] >> (b & 7)) & 1;
+        return eg_byte_in(p->set, b);
 
     case EG_PROBE_ANCHOR:
         if ((st->anchor_done & p->mask) == p->mask) {
@@ -610,7 +610,7 @@ eg_open_gate_by_name(eg_state_t *st, eg_str_t name)
 
     if (name.len == 0
         || !((rs->hdr_ovf_lens >> (name.len < 64 ? name.len : 0)) & 1)
-        || !((rs->hdr_ovf_first[name.data[0] >> 3] >> (name.data[0] & 7)) & 1))
+        || !eg_byte_in(rs->hdr_ovf_first, name.data[0]))
     {
         return;
     }
@@ -1618,33 +1618,20 @@ eg_need_cookies(eg_state_t *st)
     bytes = 0;
     k = st->rs->slot_cookie;
 
-    if (k >= 0 && (st->present & ((uint32_t) 1 << k))
-        && st->end[k] == st->first[k] + 1)
-    {
-        /* the usual request: one Cookie header */
-
-        h = &st->req->headers[st->first[k]];
-
-        if (h->value.len > maxbytes) {
+    for (i = 0; (h = eg_next_header(st, k, eg_cookie_name, &i)) != NULL; ) {
+        if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes) {
             eg_limit(st, EG_LIMIT_HEADER_BYTES);
-
-        } else {
-            hdrs[n++] = h->value;
-            bytes = h->value.len + 2;
+            break;
         }
 
-    } else {
-        for (i = 0; (h = eg_next_header(st, k, eg_cookie_name, &i)) != NULL; )
-        {
-            if (n == EG_MAX_COOKIE_HEADERS
-                || bytes + h->value.len > maxbytes)
-            {
-                eg_limit(st, EG_LIMIT_HEADER_BYTES);
-                break;
-            }
+        hdrs[n++] = h->value;
+        bytes += h->value.len + 2;
 
-            hdrs[n++] = h->value;
-            bytes += h->value.len + 2;
+        /* past the slot's last Cookie header (the usual request sends
+           one) there is none to look for */
+
+        if (k >= 0 && i >= st->end[k]) {
+            break;
         }
     }
 

@@ -1494,8 +1494,7 @@ eg_plan_probes_scoped(eg_rule_t *r)
 
                 b = segs[j].data[p->pos - 1];
 
-                if (!((p->set[b >> 3] >> (b & 7)) & 1)
-                    || !((p->set[eg_upper(b) >> 3] >> (eg_upper(b) & 7)) & 1))
+                if (!eg_byte_in(p->set, b) || !eg_byte_in(p->set, eg_upper(b)))
                 {
                     break;
                 }

@@ -252,27 +252,11 @@ eg_path_plain(eg_str_t path)
          * decode (control bytes, space, '%', '(', ':', '\\', DEL, 8-bit),
          * and no "//", "/.", "./".  A path of 16 bytes or more ends with
          * the last sixteen (overlapping the block before); a shorter one
-         * is copied into a buffer padded with 'a', as two overlapping
-         * pieces of 8 or 4 bytes (or its 1-3 bytes one by one).
+         * is copied into a buffer padded with 'a' (eg_copy_short16()).
          */
 
         if (path.len < 16) {
-            memset(buf, 'a', sizeof(buf));
-
-            if (path.len >= 8) {
-                memcpy(buf, s, 8);
-                memcpy(buf + path.len - 8, s + path.len - 8, 8);
-
-            } else if (path.len >= 4) {
-                memcpy(buf, s, 4);
-                memcpy(buf + path.len - 4, s + path.len - 4, 4);
-
-            } else {
-                buf[0] = s[0];
-                buf[path.len / 2] = s[path.len / 2];
-                buf[path.len - 1] = s[path.len - 1];
-            }
-
+            eg_copy_short16(buf, s, path.len, 'a');
             b = _mm_loadu_si128((const __m128i *) buf);
 
             return eg_path_block(b, _mm_slli_si128(b, 1)) == 0
