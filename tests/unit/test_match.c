@@ -2017,7 +2017,7 @@ test_lack(void)
     int               k;
     char              idbuf[256], want[16], name[16], cookie[64];
     char              text[8192], p62[80], p63[80], p70[80], q63[80];
-    char              q64[80], target[256];
+    char              q64[80], p70x[96], q64q63[176], target[256];
     size_t            n;
     req_t             r;
     eg_alloc_t       *alloc;
@@ -2083,37 +2083,40 @@ test_lack(void)
             &opts, alloc, &v);
     CHECK_IDS(&v, "");
 
-    /* paths and queries just long enough, longer, one byte short */
+    /* paths and queries just long enough, longer, one byte short: the
+       first plen bytes of a path, then "?" and the first qlen of a query */
 
-    eg_eval(rs, req(&r, "GET", p62, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-P62");
-    eg_eval(rs, req(&r, "GET", p63, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-P63");
-    eg_eval(rs, req(&r, "GET", p70, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-P70");
+    snprintf(p70x, sizeof(p70x), "%s/x", p70);
+    snprintf(q64q63, sizeof(q64q63), "%s&%s", q64, q63);
 
-    snprintf(target, sizeof(target), "%s/x?%s", p70, q64);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-P70,T-Q64");
-    snprintf(target, sizeof(target), "%s?%s", p63, q63);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-P63,T-Q63");
-    snprintf(target, sizeof(target), "/?%s", q63);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-Q63");
-    snprintf(target, sizeof(target), "/?%s&%s", q64, q63);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-Q63,T-Q64");
+    {
+        const struct {
+            const char  *path;
+            int          plen;
+            const char  *query;
+            int          qlen;
+            const char  *ids;
+        } t[] = {
+            { p62, 62, NULL, 0, "T-P62" },
+            { p63, 63, NULL, 0, "T-P63" },
+            { p70, 70, NULL, 0, "T-P70" },
+            { p70x, 73, q64, 64, "T-P70,T-Q64" },
+            { p63, 63, q63, 63, "T-P63,T-Q63" },
+            { "/", 1, q63, 63, "T-Q63" },
+            { "/", 1, q64q63, 128, "T-Q63,T-Q64" },
+            { p70, 69, NULL, 0, "" },
+            { p63, 62, q63, 62, "" },
+            { "/", 1, q64, 63, "" }
+        };
 
-    snprintf(target, sizeof(target), "%.69s", p70);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    snprintf(target, sizeof(target), "%.62s?%.62s", p63, q63);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    snprintf(target, sizeof(target), "/?%.63s", q64);
-    eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
+        for (k = 0; k < (int) (sizeof(t) / sizeof(t[0])); k++) {
+            snprintf(target, sizeof(target), "%.*s%s%.*s", t[k].plen,
+                     t[k].path, t[k].query ? "?" : "", t[k].qlen,
+                     t[k].query ? t[k].query : "");
+            eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+            CHECK_IDS(&v, t[k].ids);
+        }
+    }
 
     eg_test_arena_free(&arena);
     eg_ruleset_free(rs);
@@ -2153,6 +2156,22 @@ test_probes_scoped(void)
     eg_verdict_t      v;
     eg_ruleset_t     *rs;
     eg_test_arena_t   arena;
+    static const struct {
+        const char       *method;
+        const char       *target;
+        const char       *ids;
+    } t[] = {
+        { "GET", "/AutoDiscover/x", "T-AD,T-ANY" },
+        { "GET", "/autodiscoverx", "T-AD,T-ANY" },
+        { "GET", "/autodiscove", "T-ANY" },
+        { "GET", "/autodiscovEr", "T-AD,T-ANY" },
+        { "GET", "/x", "T-ANY" },
+        { "POST", "/OWA/a.aspx", "T-TWO,T-SUF" },
+        { "POST", "/owa/a.aspy", "T-TWO" },
+        { "GET", "/Ecp/Auth/x", "T-TWO,T-AUTH" },
+        { "GET", "/ecp/autx/x", "T-TWO" },
+        { "GET", "/ecpx/auth/x", "" }
+    };
 
     rs = RULES(RULE("T-AD", "block",
                     "    match path prefix /autodiscover\n")
@@ -2185,26 +2204,11 @@ test_probes_scoped(void)
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
 
-    eg_eval(rs, req(&r, "GET", "/AutoDiscover/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-AD,T-ANY");
-    eg_eval(rs, req(&r, "GET", "/autodiscoverx", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-AD,T-ANY");
-    eg_eval(rs, req(&r, "GET", "/autodiscove", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-ANY");
-    eg_eval(rs, req(&r, "GET", "/autodiscovEr", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-AD,T-ANY");
-    eg_eval(rs, req(&r, "GET", "/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-ANY");
-    eg_eval(rs, req(&r, "POST", "/OWA/a.aspx", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-TWO,T-SUF");
-    eg_eval(rs, req(&r, "POST", "/owa/a.aspy", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-TWO");
-    eg_eval(rs, req(&r, "GET", "/Ecp/Auth/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-TWO,T-AUTH");
-    eg_eval(rs, req(&r, "GET", "/ecp/autx/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-TWO");
-    eg_eval(rs, req(&r, "GET", "/ecpx/auth/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
+    for (j = 0; j < sizeof(t) / sizeof(t[0]); j++) {
+        eg_eval(rs, req(&r, t[j].method, t[j].target, NULL), &opts, alloc,
+                &v);
+        CHECK_IDS(&v, t[j].ids);
+    }
 
     eg_test_arena_free(&arena);
     eg_ruleset_free(rs);
