@@ -28,6 +28,8 @@ static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
     ngx_http_exchange_guard_ctx_t *ctx);
 static void ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
     ngx_http_exchange_guard_ctx_t *ctx);
+static ngx_http_exchange_guard_ctx_t *ngx_http_exchange_guard_keep(
+    ngx_http_request_t *r, ngx_http_exchange_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
     ngx_http_exchange_guard_ctx_t *ctx);
@@ -240,12 +242,14 @@ static ngx_http_variable_t  ngx_http_exchange_guard_vars[] = {
 
 static ngx_int_t  ngx_http_exchange_guard_request_id_index;
 
+/* the context of every request that passed: read only, no room taken */
+static const ngx_http_exchange_guard_ctx_t  ngx_http_exchange_guard_passed;
+
 
 static ngx_int_t
 ngx_http_exchange_guard_handler(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t                  *cln;
-    ngx_http_exchange_guard_ctx_t       *ctx;
+    ngx_http_exchange_guard_ctx_t       *ctx, local;
     ngx_http_exchange_guard_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_exchange_guard_module);
@@ -275,32 +279,26 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    ctx = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /*
+     * The context is on the stack while the request is evaluated: a
+     * request that passes (nearly every one) leaves only the marker of
+     * ngx_http_exchange_guard_passed in the pool; one that is refused,
+     * logged or waits for its body keeps its context there
+     * (ngx_http_exchange_guard_keep()).
+     */
 
-    /* the context carries its pool cleanup (linked as
-       ngx_pool_cleanup_add() links one): one allocation, not two */
-
-    cln = &ctx->cln;
-    cln->handler = ngx_http_exchange_guard_cleanup;
-    cln->data = ctx;
-    cln->next = r->pool->cleanup;
-    r->pool->cleanup = cln;
+    ctx = &local;
 
     ctx->verdict = NULL;
     ctx->status = 0;
     ctx->reading = 0;
-    ctx->decided = 0;
+    ctx->kept = 0;
     ngx_str_null(&ctx->action_text);
     ngx_str_null(&ctx->rule_ids);
     ngx_str_null(&ctx->cves);
     ctx->req.body_state = EG_BODY_NONE;
     ctx->req.body.data = NULL;
     ctx->req.body.len = 0;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
 
     if (ngx_http_exchange_guard_view(r, lcf, ctx) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -321,6 +319,59 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * The context in the pool, found again after an internal redirect by its
+ * pool cleanup (linked as ngx_pool_cleanup_add() links one, without a
+ * second allocation); a context on the stack is copied there first.
+ * ngx_http_exchange_guard_passed takes only the cleanup's room.
+ */
+
+static ngx_http_exchange_guard_ctx_t *
+ngx_http_exchange_guard_keep(ngx_http_request_t *r,
+    ngx_http_exchange_guard_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_exchange_guard_ctx_t  *kept;
+
+    if (ctx->kept) {
+        return ctx;
+    }
+
+    if (ctx == &ngx_http_exchange_guard_passed) {
+        cln = ngx_palloc(r->pool, sizeof(ngx_pool_cleanup_t));
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        kept = (ngx_http_exchange_guard_ctx_t *) ctx;
+
+    } else {
+        kept = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
+        if (kept == NULL) {
+            return NULL;
+        }
+
+        *kept = *ctx;
+        kept->kept = 1;
+
+        if (ctx->req.headers == ctx->headers) {
+            kept->req.headers = kept->headers;
+        }
+
+        cln = &kept->cln;
+    }
+
+    cln->handler = ngx_http_exchange_guard_cleanup;
+    cln->data = kept;
+    cln->next = r->pool->cleanup;
+    r->pool->cleanup = cln;
+
+    ngx_http_set_ctx(r, kept, ngx_http_exchange_guard_module);
+
+    return kept;
+}
+
+
 static ngx_int_t
 ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
@@ -336,13 +387,31 @@ ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
     if (v.need_body && v.action != EG_BLOCK
         && ctx->req.body_state == EG_BODY_PENDING)
     {
+        ctx = ngx_http_exchange_guard_keep(r, ctx);
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return ngx_http_exchange_guard_read_body(r, lcf, ctx);
     }
 
-    ctx->decided = 1;
-
     if (v.action == EG_PASS && v.limit == EG_LIMIT_NONE) {
+        /* a request that read its body keeps the context it has */
+
+        if (!ctx->kept
+            && ngx_http_exchange_guard_keep(r,
+                   (ngx_http_exchange_guard_ctx_t *)
+                   &ngx_http_exchange_guard_passed) == NULL)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_exchange_guard_keep(r, ctx);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     /* the verdict of a request refused or logged outlives this call, for

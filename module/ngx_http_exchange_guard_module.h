@@ -46,7 +46,7 @@ typedef struct {
     eg_verdict_t         *verdict;      /* kept when refused or logged */
     ngx_uint_t            status;       /* 0: the request passes */
     unsigned              reading:1;    /* waiting for the request body */
-    unsigned              decided:1;
+    unsigned              kept:1;       /* in the pool, not on the stack */
     ngx_str_t             action_text;  /* $exchange_guard_action */
     ngx_str_t             rule_ids;     /* $exchange_guard_rule */
     ngx_str_t             cves;         /* $exchange_guard_cve */

@@ -331,6 +331,53 @@ def once_per_request_across_internal_redirects(workdir):
 
 
 @suite.test
+def passed_once_across_internal_redirects(workdir):
+    # a request that passed keeps that verdict after an internal redirect
+    # to a location whose rules would refuse it: the module keeps only a
+    # marker for it; one that passed once its body was read keeps its
+    # context, and passes once too
+    strict = os.path.join(workdir, "strict.rules")
+    with open(strict, "w") as f:
+        f.write("rule EG-T-STRICT\n    name \"strict\"\n"
+                "    cve CVE-2021-26855\n    action block\n"
+                "    match path prefix /owa/ /ecp/\nend\n")
+    locs = """
+        location ~ ^/(owa|ecp)/ {
+            root %s;
+            try_files /nonexistent @ex;
+        }
+        location @ex {
+            exchange_guard_rules %s;
+            proxy_pass http://127.0.0.1:%%d;
+        }
+    """ % (workdir, strict)
+    sim = eg.Simulator(workdir)
+    try:
+        http = eg.GUARD_HTTP.format(mode="on", rules=eg.RULES, dir=workdir)
+        n = eg.Nginx(workdir, sim.port, http=http,
+                     locations=locs % sim.port).start()
+        try:
+            r = eg.request(n.port, "GET", "/owa/")
+            check(r.status == 200, "GET /owa/: %d" % r.status)
+            # EG-ECP-001 reads the body of a virtual-directory call
+            r = eg.request(
+                n.port, "POST", "/ecp/DDI/DDIService.svc/SetObject"
+                "?schema=VirtualDirectory&msExchEcpCanary=x",
+                [("Content-Type", "application/json")],
+                body=b'{"properties":{"ExternalUrl":"https://a/owa"}}')
+            check(r.status == 200, "POST SetObject: %d" % r.status)
+            check(len(sim.received()) == 2, "upstream saw %d"
+                  % len(sim.received()))
+            time.sleep(0.05)
+            check(len(n.entries()) == 0, "log lines: %d" % len(n.entries()))
+        finally:
+            n.stop()
+    finally:
+        sim.stop()
+    return 4
+
+
+@suite.test
 def variables_in_access_log_and_headers(workdir):
     http = (eg.GUARD_HTTP.format(mode="detect", rules=eg.RULES, dir=workdir)
             + "log_format eg '$exchange_guard_action|$exchange_guard_rule|"
