@@ -148,6 +148,8 @@ struct eg_rule_s {
     eg_action_e           action;
     uint32_t              need;      /* header slots a match requires */
     uint32_t              need_cookies;  /* wanted cookie names, likewise */
+    uint32_t              lacked;    /* the lack tables test need, min_path
+                                        and min_query (eg_plan_lack()) */
     size_t                min_path;  /* shorter paths cannot match */
     size_t                min_query;
     size_t                nprobes;

@@ -50,6 +50,7 @@ typedef struct eg_state_s {
     uint64_t              method;        /* its bit in rs->methods */
     uint64_t              anchor_done;   /* anchors looked for */
     uint64_t              anchor_res;    /* and found */
+    uint32_t              lacked;        /* 1: the lack tables applied */
     uint64_t             *allowed;       /* rules the headers sent open */
     uint64_t             *bits;          /* the rules left to evaluate,
                                             rs->gate_words of them */
@@ -160,6 +161,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.method = 0;
     st.anchor_done = 0;
     st.anchor_res = 0;
+    st.lacked = 0;
 
     st.rs = rs;
     st.req = req;
@@ -201,6 +203,7 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
         bits[0] &= ~(rs->lack_hdr[st.present & 0xff]
                      | rs->lack_path[v->path.len < 63 ? v->path.len : 63]
                      | rs->lack_query[v->query.len < 63 ? v->query.len : 63]);
+        st.lacked = 1;
     }
 
     /* the words that hold a rule to evaluate: past 64 rules most hold
@@ -308,9 +311,10 @@ eg_rule_skipped(eg_state_t *st, const eg_rule_t *r)
 {
     const eg_probe_t  *p, *end;
 
-    if ((r->need & ~st->present)
-        || st->v->path.len < r->min_path
-        || st->v->query.len < r->min_query)
+    if (!(st->lacked & r->lacked)
+        && ((r->need & ~st->present)
+            || st->v->path.len < r->min_path
+            || st->v->query.len < r->min_query))
     {
         return 1;
     }

@@ -533,6 +533,10 @@ eg_plan_lack(eg_ruleset_t *rs)
 
     rs->lack = 0;
 
+    for (i = 0; i < rs->nrules; i++) {
+        rs->rules[i]->lacked = 0;
+    }
+
     if (rs->nrules > 64) {
         return;
     }
@@ -557,6 +561,12 @@ eg_plan_lack(eg_ruleset_t *rs)
                 rs->lack |= EG_LACK_COOKIE;
             }
         }
+
+        /* a rule whose needs the tables say all of (headers 0-7, lengths
+           up to 63) is not tested again where they were applied */
+
+        r->lacked = !(r->need & ~(uint32_t) 0xff) && r->min_path <= 63
+                    && r->min_query <= 63;
 
         for (p = 0; p < 63; p++) {
             if (r->min_path > p) {
