@@ -20,6 +20,14 @@
 #define EG_COOKIE_SSE2  0
 #endif
 
+/* AVX2 too, chosen at run time (eg_cpu_avx2()) */
+#if (EG_COOKIE_SSE2) && defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define EG_COOKIE_AVX2  1
+#else
+#define EG_COOKIE_AVX2  0
+#endif
+
 
 static size_t eg_space(const unsigned char *s, const unsigned char *e,
     int back);
@@ -87,10 +95,11 @@ static const uint8_t  eg_cookie_keep[256];
  * list, j < 32) that some examined cookie has; every bit when all cookies
  * are kept.
  *
- * The ';' are found 64 bytes at a time where SSE2 is.  A part whose name
- * starts ("; name=") with a printable byte that no wanted name starts
- * with is counted and left there: no '=' or white space can change that
- * byte.  Every other part takes eg_cookie_part().  For a part that ends
+ * The ';' are found 64 bytes at a time where SSE2 is, by AVX2 where the
+ * CPU has it (eg_cpu_avx2()).  A part whose name starts ("; name=") with
+ * a printable byte that no wanted name starts with is counted and left
+ * there: no '=' or white space can change that byte.  Every other part
+ * takes eg_cookie_part().  For a part that ends
  * at a ';' (semi) the ';' may be read, and is never skipped, so an empty
  * part or a lone space needs no test (eg_cookie_next()).
  */
@@ -105,8 +114,6 @@ static const uint8_t  eg_cookie_keep[256];
     } while (0)
 
 
-#if (EG_COOKIE_SSE2)
-
 /* each part that ends at a ';' of mask m (bit i: base[i]) */
 
 #define eg_cookie_each_semi(cs, skip, part, base, m)                          \
@@ -117,6 +124,8 @@ static const uint8_t  eg_cookie_keep[256];
         (part) = semi + 1;                                                    \
     }
 
+
+#if (EG_COOKIE_SSE2)
 
 /* bit i: s[i] is ';', for the 64 bytes at s */
 
@@ -140,79 +149,201 @@ eg_cookie_semis(const unsigned char *s)
 #endif
 
 
+/*
+ * The parse, as one body for each way the ';' are found: SEMIS, the mask
+ * of the 64 bytes at s, where BLOCKS is 1; memchr() for the rest.
+ */
+
+#define eg_cookie_scan_body(SEMIS, BLOCKS)                                    \
+    size_t                i;                                                  \
+    uint64_t              m;                                                  \
+    const uint8_t        *skip;                                               \
+    eg_cookie_scan_t      cs;                                                 \
+    const unsigned char  *s, *p, *part, *end, *semi;                          \
+                                                                              \
+    cs.out = out;                                                             \
+    cs.cap = cap;                                                             \
+    cs.max = max;                                                             \
+    cs.n = 0;                                                                 \
+    cs.kept = 0;                                                              \
+    cs.present = 0;                                                           \
+    cs.all = (rs == NULL || rs->all_cookies);                                 \
+    cs.lens = cs.all ? 0 : rs->cookie_name_lens;                              \
+    cs.rs = rs;                                                               \
+    skip = cs.all ? eg_cookie_keep : rs->cookie_skip;                         \
+                                                                              \
+    for (i = 0; i < nheaders; i++) {                                          \
+        s = headers[i].data;                                                  \
+        end = s + headers[i].len;                                             \
+        part = s;                                                             \
+                                                                              \
+        if ((BLOCKS) && end - s >= 64) {                                      \
+                                                                              \
+            /* most blocks of a cookie jar hold a ';': the mask is built     \
+               without a test first; the last bytes are the tail of one      \
+               more block that ends at the header's end */                    \
+                                                                              \
+            for ( /* void */ ; end - s >= 64; s += 64) {                      \
+                m = SEMIS(s);                                                 \
+                eg_cookie_each_semi(cs, skip, part, s, m);                    \
+            }                                                                 \
+                                                                              \
+            if (s < end) {                                                    \
+                m = SEMIS(end - 64) >> (64 - (end - s));                      \
+                eg_cookie_each_semi(cs, skip, part, s, m);                    \
+                s = end;                                                      \
+            }                                                                 \
+        }                                                                     \
+                                                                              \
+        while ((semi = memchr(s, ';', end - s)) != NULL) {                    \
+            eg_cookie_next(cs, skip, part, semi);                             \
+            part = semi + 1;                                                  \
+            s = part;                                                         \
+        }                                                                     \
+                                                                              \
+        /* the last part ends at the header's end, which may not be read:    \
+           a space is skipped only before a byte of the part */               \
+                                                                              \
+        if (part < end) {                                                     \
+            p = part + (*part == ' ' && part + 1 < end);                      \
+                                                                              \
+            if (skip[*p]) {                                                   \
+                cs.n++;                                                       \
+                                                                              \
+            } else {                                                          \
+                eg_cookie_part(&cs, part, end);                               \
+            }                                                                 \
+        }                                                                     \
+    }                                                                         \
+                                                                              \
+    *found = cs.kept;                                                         \
+    *present = cs.present;                                                    \
+    return cs.n
+
+
+#if (EG_COOKIE_SSE2)
+
+static EG_NOINLINE size_t
+eg_cookie_scan_sse2(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present)
+{
+    eg_cookie_scan_body(eg_cookie_semis, 1);
+}
+
+#endif
+
+
+#if (EG_COOKIE_AVX2)
+
+/* bit i: s[i] is ';', for the 64 bytes at s, 32 at a time */
+
+static EG_INLINE __attribute__((target("avx2"))) uint64_t
+eg_cookie_semis_avx2(const unsigned char *s)
+{
+    __m256i  semis;
+
+    semis = _mm256_set1_epi8(';');
+
+    return (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(
+               _mm256_loadu_si256((const __m256i *) s), semis))
+           | (uint64_t) (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(
+               _mm256_loadu_si256((const __m256i *) s + 1), semis)) << 32;
+}
+
+
+static EG_NOINLINE __attribute__((target("avx2"))) size_t
+eg_cookie_scan_avx2(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present)
+{
+    eg_cookie_scan_body(eg_cookie_semis_avx2, 1);
+}
+
+#endif
+
+
+/* where neither is: the ';' one memchr() at a time */
+
+#if !(EG_COOKIE_SSE2)
+
+#define eg_cookie_semis_none(s)  0
+
+static size_t
+eg_cookie_scan_plain(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present)
+{
+    eg_cookie_scan_body(eg_cookie_semis_none, 0);
+}
+
+#endif
+
+
+#if (EG_COOKIE_AVX2)
+
+/* the first parse asks the CPU, then takes its path */
+
+static EG_NOINLINE size_t
+eg_cookie_scan_first(const eg_str_t *headers, size_t nheaders,
+    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
+    size_t *found, uint32_t *present)
+{
+    return eg_cpu_avx2()
+           ? eg_cookie_scan_avx2(headers, nheaders, out, cap, max, rs, found,
+                                 present)
+           : eg_cookie_scan_sse2(headers, nheaders, out, cap, max, rs, found,
+                                 present);
+}
+
+#endif
+
+
 size_t
 eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found, uint32_t *present)
 {
-    size_t                i;
-#if (EG_COOKIE_SSE2)
-    uint64_t              m;
-#endif
-    const uint8_t        *skip;
-    eg_cookie_scan_t      cs;
-    const unsigned char  *s, *p, *part, *end, *semi;
-
-    cs.out = out;
-    cs.cap = cap;
-    cs.max = max;
-    cs.n = 0;
-    cs.kept = 0;
-    cs.present = 0;
-    cs.all = (rs == NULL || rs->all_cookies);
-    cs.lens = cs.all ? 0 : rs->cookie_name_lens;
-    cs.rs = rs;
-    skip = cs.all ? eg_cookie_keep : rs->cookie_skip;
-
-    for (i = 0; i < nheaders; i++) {
-        s = headers[i].data;
-        end = s + headers[i].len;
-        part = s;
-
-#if (EG_COOKIE_SSE2)
-        if (end - s >= 64) {
-
-            /* most blocks of a cookie jar hold a ';': the mask is built
-               without a test first; the last bytes are the tail of one
-               more block that ends at the header's end */
-
-            for ( /* void */ ; end - s >= 64; s += 64) {
-                m = eg_cookie_semis(s);
-                eg_cookie_each_semi(cs, skip, part, s, m);
-            }
-
-            if (s < end) {
-                m = eg_cookie_semis(end - 64) >> (64 - (end - s));
-                eg_cookie_each_semi(cs, skip, part, s, m);
-                s = end;
-            }
-        }
-#endif
-
-        while ((semi = memchr(s, ';', end - s)) != NULL) {
-            eg_cookie_next(cs, skip, part, semi);
-            part = semi + 1;
-            s = part;
-        }
-
-        /* the last part ends at the header's end, which may not be read:
-           a space is skipped only before a byte of the part */
-
-        if (part < end) {
-            p = part + (*part == ' ' && part + 1 < end);
-
-            if (skip[*p]) {
-                cs.n++;
-
-            } else {
-                eg_cookie_part(&cs, part, end);
-            }
-        }
+#if (EG_COOKIE_AVX2)
+    if (eg_avx2 > 0) {
+        return eg_cookie_scan_avx2(headers, nheaders, out, cap, max, rs,
+                                   found, present);
     }
 
-    *found = cs.kept;
-    *present = cs.present;
-    return cs.n;
+    if (eg_avx2 < 0) {
+        return eg_cookie_scan_first(headers, nheaders, out, cap, max, rs,
+                                    found, present);
+    }
+#endif
+
+#if (EG_COOKIE_SSE2)
+    return eg_cookie_scan_sse2(headers, nheaders, out, cap, max, rs, found,
+                               present);
+#else
+    return eg_cookie_scan_plain(headers, nheaders, out, cap, max, rs, found,
+                                present);
+#endif
+}
+
+
+/*
+ * Whether AVX2 is used: the CPU's answer, asked once (-1 until then);
+ * tests set eg_avx2 to 0 for the SSE2 paths.
+ */
+
+int  eg_avx2 = -1;
+
+
+int
+eg_cpu_avx2(void)
+{
+#if (EG_COOKIE_AVX2)
+    eg_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    eg_avx2 = 0;
+#endif
+
+    return eg_avx2;
 }
 
 

@@ -386,6 +386,11 @@ size_t eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
     size_t *found, uint32_t *present);
 int eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name);
+
+/* 1: AVX2 is used where there is a path for it, 0: not, -1: not asked
+   yet (eg_cpu_avx2() asks the CPU); tests set it to 0 and 1 */
+extern int eg_avx2;
+int eg_cpu_avx2(void);
 int eg_path_plain(eg_str_t path);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);

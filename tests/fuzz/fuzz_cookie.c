@@ -521,8 +521,33 @@ check_name_is(eg_str_t name)
 }
 
 
+static int one_input(const uint8_t *data, size_t size);
+
+
+/* every invariant twice where the CPU has AVX2: the parse with it, and
+   with SSE2 only (eg_avx2) */
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int         k, n;
+    static int  avx2 = -1;
+
+    if (avx2 < 0) {
+        avx2 = eg_cpu_avx2();
+    }
+
+    for (k = 0, n = 1 + avx2; k < n; k++) {
+        eg_avx2 = k;
+        one_input(data, size);
+    }
+
+    return 0;
+}
+
+
+static int
+one_input(const uint8_t *data, size_t size)
 {
     int           plain;
     size_t        i, nh, n, nsmall, nref, max_small, cap, hdr;

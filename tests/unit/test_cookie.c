@@ -4,6 +4,7 @@
  */
 
 #include "eg_test.h"
+#include "eg_internal.h"          /* eg_avx2 */
 
 
 #define MAXC  32
@@ -19,6 +20,7 @@ static void test_values(void);
 static void test_separators(void);
 static void test_empty(void);
 static void test_max(void);
+static void test_long(void);
 
 
 /* one or two Cookie headers (h2 may be NULL) */
@@ -272,17 +274,131 @@ test_max(void)
 }
 
 
+/*
+ * Headers of 1-300 bytes, whose ';' fall on every place of the 64-byte
+ * blocks the separators are looked for in, and at the end of the last
+ * (shorter) one: parts "nK=value" with values of 0-70 bytes, joined by
+ * ";", "; " or ";;".  Each cookie is where the header has it.
+ */
+
+static void
+test_long(void)
+{
+    int            k, bad, at_edge;
+    char           h[400];
+    size_t         i, len, n, want, nv, pos;
+    unsigned       seed;
+    eg_str_t       hs;
+    eg_cookie_t    c[128];
+    size_t         name_at[128], value_at[128], value_len[128];
+
+    seed = 11;
+    bad = 0;
+    at_edge = 0;
+
+    for (k = 0; k < 20000; k++) {
+        len = 0;
+        want = 0;
+
+        while (want < 128) {
+            seed = seed * 1103515245 + 12345;
+            nv = (seed >> 16) % 71;
+
+            if (len + 12 + nv > 300) {
+                break;
+            }
+
+            name_at[want] = len;
+            len += sprintf(h + len, "n%zu=", want);
+            value_at[want] = len;
+            value_len[want] = nv;
+
+            for (i = 0; i < nv; i++) {
+                h[len++] = 'a' + (char) ((seed >> (i % 20)) % 26);
+            }
+
+            want++;
+
+            switch ((seed >> 28) % 4) {
+            case 0:
+                break;                          /* the header's end */
+            case 1:
+                h[len++] = ';';
+                break;
+            case 2:
+                h[len++] = ';';
+                h[len++] = ' ';
+                break;
+            default:
+                h[len++] = ';';
+                h[len++] = ';';
+                break;
+            }
+
+            if (len % 64 == 0 || len % 64 == 63) {
+                at_edge++;
+            }
+
+            if (h[len - 1] != ';' && h[len - 1] != ' ') {
+                break;
+            }
+        }
+
+        hs.data = (const unsigned char *) h;
+        hs.len = len;
+        n = eg_cookie_parse(&hs, 1, c, 128);
+
+        if (n != want) {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "%zu cookies, want %zu, "
+                             "in \"%.*s\"", n, want, (int) len, h);
+            }
+            continue;
+        }
+
+        for (i = 0; i < n; i++) {
+            pos = (size_t) (c[i].name.data - hs.data);
+
+            if (pos != name_at[i]
+                || c[i].value.data - hs.data != (ptrdiff_t) value_at[i]
+                || c[i].value.len != value_len[i])
+            {
+                if (bad++ < 5) {
+                    eg_test_fail(__FILE__, __LINE__, "cookie %zu at %zu, "
+                                 "want %zu, in \"%.*s\"", i, pos,
+                                 name_at[i], (int) len, h);
+                }
+                break;
+            }
+        }
+    }
+
+    CHECK(bad == 0);
+    CHECK(at_edge > 1000);
+}
+
+
 int
 main(void)
 {
-    EG_RUN(test_single);
-    EG_RUN(test_several);
-    EG_RUN(test_name_case);
-    EG_RUN(test_white_space);
-    EG_RUN(test_values);
-    EG_RUN(test_separators);
-    EG_RUN(test_empty);
-    EG_RUN(test_max);
+    int  k, n;
+
+    /* each test with the parse's SSE2 path, and its AVX2 path where the
+       CPU has one */
+
+    for (k = 0, n = 1 + eg_cpu_avx2(); k < n; k++) {
+        eg_avx2 = k;
+
+        EG_RUN(test_single);
+        EG_RUN(test_several);
+        EG_RUN(test_name_case);
+        EG_RUN(test_white_space);
+        EG_RUN(test_values);
+        EG_RUN(test_separators);
+        EG_RUN(test_empty);
+        EG_RUN(test_max);
+        EG_RUN(test_long);
+    }
 
     return eg_test_done();
 }
