@@ -12,6 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* the engine's symbols stay inside the nginx module that links it: its
+   calls from one file to another are direct, not through the PLT */
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)
+#endif
+
 
 typedef struct {
     const unsigned char  *data;
@@ -274,5 +280,9 @@ size_t eg_log_format(unsigned char *buf, const eg_log_event_t *ev);
  */
 size_t eg_json_escape(unsigned char *dst, eg_str_t src, size_t max,
     int *truncated);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif /* EG_ENGINE_H */

@@ -12,6 +12,10 @@
 
 #include "eg_engine.h"
 
+#if defined(__GNUC__)
+#pragma GCC visibility push(hidden)        /* as in eg_engine.h */
+#endif
+
 
 typedef enum {
     EG_F_METHOD = 0,
@@ -667,5 +671,9 @@ eg_gram_find(const eg_ruleset_t *rs, uint32_t gram, uint32_t target,
         }
     }
 }
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #endif /* EG_INTERNAL_H */
