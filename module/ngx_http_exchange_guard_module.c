@@ -289,13 +289,10 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
 
     ctx = &local;
 
-    ctx->verdict = NULL;
-    ctx->status = 0;
+    /* what only a kept context reads: ngx_http_exchange_guard_keep() */
+
     ctx->reading = 0;
     ctx->kept = 0;
-    ngx_str_null(&ctx->action_text);
-    ngx_str_null(&ctx->rule_ids);
-    ngx_str_null(&ctx->cves);
     ctx->req.body_state = EG_BODY_NONE;
     ctx->req.body.data = NULL;
     ctx->req.body.len = 0;
@@ -353,6 +350,11 @@ ngx_http_exchange_guard_keep(ngx_http_request_t *r,
 
         *kept = *ctx;
         kept->kept = 1;
+        kept->verdict = NULL;
+        kept->status = 0;
+        ngx_str_null(&kept->action_text);
+        ngx_str_null(&kept->rule_ids);
+        ngx_str_null(&kept->cves);
 
         if (ctx->req.headers == ctx->headers) {
             kept->req.headers = kept->headers;
