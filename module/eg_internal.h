@@ -395,6 +395,15 @@ int eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name);
    yet (eg_cpu_avx2() asks the CPU); tests set it to 0 and 1 */
 extern int eg_avx2;
 int eg_cpu_avx2(void);
+
+
+static inline int
+eg_use_avx2(void)
+{
+    return eg_avx2 > 0 || (eg_avx2 < 0 && eg_cpu_avx2());
+}
+
+
 int eg_path_plain(eg_str_t path);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);

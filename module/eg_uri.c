@@ -15,6 +15,14 @@
 #define EG_PATH_SSE2  0
 #endif
 
+/* AVX2 too, chosen at run time (eg_use_avx2()) */
+#if (EG_PATH_SSE2) && defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define EG_PATH_AVX2  1
+#else
+#define EG_PATH_AVX2  0
+#endif
+
 
 static EG_NOINLINE int eg_url_decode_copy(eg_str_t in, unsigned rounds,
     int plus_is_space, const eg_alloc_t *alloc, eg_str_t *out);
@@ -230,6 +238,98 @@ eg_path_block(__m128i b, __m128i prev)
 #endif
 
 
+#if (EG_PATH_AVX2)
+
+/* eg_path_block(), thirty-two bytes at a time */
+
+static EG_INLINE __attribute__((target("avx2"))) unsigned
+eg_path_block32(__m256i b, __m256i prev)
+{
+    __m256i  bad, sl, dot;
+
+    bad = _mm256_or_si256(
+              _mm256_or_si256(
+                  _mm256_cmpgt_epi8(_mm256_set1_epi8(0x21), b),
+                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8(0x7f))),
+              _mm256_or_si256(
+                  _mm256_or_si256(
+                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
+                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('('))),
+                  _mm256_or_si256(
+                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8(':')),
+                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('\\')))));
+
+    sl = _mm256_cmpeq_epi8(b, _mm256_set1_epi8('/'));
+    dot = _mm256_cmpeq_epi8(b, _mm256_set1_epi8('.'));
+
+    bad = _mm256_or_si256(bad,
+              _mm256_or_si256(
+                  _mm256_and_si256(sl,
+                      _mm256_or_si256(
+                          _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('/')),
+                          _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('.')))),
+                  _mm256_and_si256(dot,
+                      _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('/')))));
+
+    return (unsigned) _mm256_movemask_epi8(bad);
+}
+
+
+/*
+ * eg_path_plain() for a path of 16 bytes or more.  One of 16-31 bytes is
+ * copied after a 0 byte (the byte before the path, as the SSE2 path's
+ * shift has it) into 'a' padding, which no test takes for bad after any
+ * byte; a longer one is read in place, the first block's bytes before
+ * each from a shift across the halves, the last block overlapping.
+ */
+
+static EG_NOINLINE __attribute__((target("avx2"))) int
+eg_path_plain_avx2(const unsigned char *s, size_t len)
+{
+    size_t         i, n, last;
+    __m256i        b;
+    unsigned char  buf[48];
+
+    if (len < 32) {
+        _mm256_storeu_si256((__m256i *) (buf + 1), _mm256_set1_epi8('a'));
+        buf[0] = 0;
+        _mm_storeu_si128((__m128i *) (buf + 1),
+                         _mm_loadu_si128((const __m128i *) s));
+        _mm_storeu_si128((__m128i *) (buf + 1 + len - 16),
+                         _mm_loadu_si128((const __m128i *) (s + len - 16)));
+
+        return eg_path_block32(_mm256_loadu_si256((const __m256i *) (buf + 1)),
+                               _mm256_loadu_si256((const __m256i *) buf))
+               == 0
+               && s[len - 1] != '.';
+    }
+
+    b = _mm256_loadu_si256((const __m256i *) s);
+
+    if (eg_path_block32(b, _mm256_alignr_epi8(b,
+                               _mm256_permute2x128_si256(b, b, 0x08), 15)))
+    {
+        return 0;
+    }
+
+    last = len - 32;
+
+    for (i = 32; i < len; i += 32) {
+        n = i < last ? i : last;
+
+        if (eg_path_block32(_mm256_loadu_si256((const __m256i *) (s + n)),
+                            _mm256_loadu_si256((const __m256i *) (s + n - 1))))
+        {
+            return 0;
+        }
+    }
+
+    return s[len - 1] != '.';
+}
+
+#endif
+
+
 int
 eg_path_plain(eg_str_t path)
 {
@@ -239,6 +339,12 @@ eg_path_plain(eg_str_t path)
     if (path.len == 0 || s[0] != '/') {
         return 0;
     }
+
+#if (EG_PATH_AVX2)
+    if (path.len >= 16 && eg_use_avx2()) {
+        return eg_path_plain_avx2(s, path.len);
+    }
+#endif
 
 #if (EG_PATH_SSE2)
     {

@@ -17,6 +17,9 @@
  *     take the engine's fast path (eg_path_plain: "IIS reads it as
  *     sent") and "/." forces the full canonicalization, so any
  *     disagreement is a path the fast path lets through unnormalized
+ *   - eg_path_plain() of the target, with AVX2 (where the CPU has it)
+ *     and with SSE2 only, is the byte-at-a-time rule's answer
+ *     (eg_path_byte_ok())
  * Invariants of eg_url_decode():
  *   - out is set and at most as long as the input
  *   - 0 means no escape is left: one more round changes nothing
@@ -80,6 +83,37 @@ check_path(eg_str_t path, size_t tlen)
         FUZZ_CHECK(c != '.' && c != ' ', "segment ends in '%c' in path "
                    "\"%.*s\"", c, (int) path.len, path.data);
     }
+}
+
+
+static void
+check_plain(eg_str_t path)
+{
+    int         want, k, n;
+    size_t      i;
+    static int  avx2 = -1;
+
+    if (path.len == 0 || path.data[0] != '/') {
+        return;
+    }
+
+    want = 1;
+    for (i = 1; i < path.len; i++) {
+        want &= eg_path_byte_ok(path.data, i, path.len);
+    }
+
+    if (avx2 < 0) {
+        avx2 = eg_cpu_avx2();
+    }
+
+    for (k = 0, n = 1 + avx2; k < n; k++) {
+        eg_avx2 = k;
+        FUZZ_CHECK(eg_path_plain(path) == want,
+                   "eg_path_plain() (AVX2 %d) is not %d for \"%.*s\"", k,
+                   want, (int) path.len, path.data);
+    }
+
+    eg_avx2 = avx2;
 }
 
 
@@ -180,6 +214,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    rc2);
     }
 
+    check_plain(target);
     check_decode(target, rounds, (data[0] >> 2) & 1, alloc);
 
     fuzz_arena_reset();

@@ -589,14 +589,23 @@ main(void)
     EG_RUN(test_alloc_failure);
     EG_RUN(test_random_paths);
     EG_RUN(test_null);
+
+    /* the SSE2 path, and the AVX2 one where the CPU has it */
+
+    eg_avx2 = 0;
     EG_RUN(test_plain_blocks);
+
+    if (eg_cpu_avx2()) {
+        EG_RUN(test_plain_blocks);
+    }
 
     return eg_test_done();
 }
 
 
 /*
- * eg_path_plain() reads sixteen bytes at a time where the CPU allows:
+ * eg_path_plain() reads sixteen bytes at a time where the CPU allows
+ * (thirty-two with AVX2; main() runs this test on each path it has):
  * it must agree with the byte-at-a-time rule on paths of every length
  * around the block size, with the telling byte anywhere.
  */
@@ -605,9 +614,11 @@ static void
 test_plain_blocks(void)
 {
     int               want, bad;
-    size_t            i, k, len;
+    size_t            i, j, k, len;
     uint64_t          x;
     unsigned char     raw[80];
+    static const size_t  lens[] = { 15, 16, 17, 31, 32, 33, 40, 63, 64, 65,
+                                    79 };
     static const unsigned char  alphabet[] = "////..aZ09-_~%(:\\ \x7f\x80\xa0\xff;";
 
     x = 0x9e3779b97f4a7c15ULL;
@@ -649,20 +660,27 @@ test_plain_blocks(void)
         }
     }
 
-    /* each special byte at each offset of a 40-byte path */
+    /* each special byte at each offset of paths of 15-17, 31-33, 40,
+       63-65 and 79 bytes (the blocks' edges), alone and after a '/' */
 
-    for (k = 1; k < 40; k++) {
-        for (i = 0; i < sizeof(alphabet) - 1; i++) {
-            memset(raw, 'a', 40);
-            raw[0] = '/';
-            raw[k] = alphabet[i];
+    for (j = 0; j < sizeof(lens) / sizeof(lens[0]); j++) {
+        for (k = 1; k < lens[j]; k++) {
+            for (i = 0; i < 2 * (sizeof(alphabet) - 1); i++) {
+                memset(raw, 'a', lens[j]);
+                raw[0] = '/';
+                raw[k] = alphabet[i % (sizeof(alphabet) - 1)];
 
-            want = 1;
-            for (len = 1; len < 40; len++) {
-                want &= eg_path_byte_ok(raw, len, 40);
+                if (i >= sizeof(alphabet) - 1 && k > 1) {
+                    raw[k - 1] = '/';
+                }
+
+                want = 1;
+                for (len = 1; len < lens[j]; len++) {
+                    want &= eg_path_byte_ok(raw, len, lens[j]);
+                }
+
+                CHECK_INT(eg_path_plain(eg_test_mem(raw, lens[j])), want);
             }
-
-            CHECK_INT(eg_path_plain(eg_test_mem(raw, 40)), want);
         }
     }
 }
