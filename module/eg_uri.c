@@ -30,6 +30,7 @@ static size_t eg_decode_once(unsigned char *s, size_t len, int plus,
     int *more);
 static int eg_hex(unsigned char c);
 static size_t eg_path_canonical(unsigned char *s, size_t len);
+static EG_INLINE int eg_has_escape(eg_str_t in, int plus);
 static size_t eg_segment(unsigned char *seg, size_t len);
 
 
@@ -40,15 +41,62 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
     /* nothing to decode: the input is the answer, no copy (the usual
        query, tested here without the decoder's frame) */
 
-    if (in.len == 0
-        || (memchr(in.data, '%', in.len) == NULL
-            && (!plus_is_space || memchr(in.data, '+', in.len) == NULL)))
-    {
+    if (in.len == 0 || !eg_has_escape(in, plus_is_space)) {
         *out = in;
         return 0;
     }
 
     return eg_url_decode_copy(in, rounds, plus_is_space, alloc, out);
+}
+
+
+#if (EG_PATH_AVX2)
+
+/* a '%' (or, plus: a '+') in 32 bytes or more, 32 at a time, the last
+   block overlapping the one before */
+
+static EG_NOINLINE __attribute__((target("avx2"))) int
+eg_has_escape_avx2(eg_str_t in, int plus)
+{
+    size_t   i, n, last;
+    __m256i  b, pct, pls;
+
+    pct = _mm256_set1_epi8('%');
+    pls = _mm256_set1_epi8(plus ? '+' : '%');
+    last = in.len - 32;
+
+    for (i = 0; /* void */; i += 32) {
+        n = i < last ? i : last;
+        b = _mm256_loadu_si256((const __m256i *) (in.data + n));
+
+        if (_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, pct),
+                                                 _mm256_cmpeq_epi8(b, pls))))
+        {
+            return 1;
+        }
+
+        if (n == last) {
+            return 0;
+        }
+    }
+}
+
+#endif
+
+
+/* a '%' in in, or with plus a '+': something eg_url_decode() changes */
+
+static EG_INLINE int
+eg_has_escape(eg_str_t in, int plus)
+{
+#if (EG_PATH_AVX2)
+    if (in.len >= 32 && eg_use_avx2()) {
+        return eg_has_escape_avx2(in, plus);
+    }
+#endif
+
+    return memchr(in.data, '%', in.len) != NULL
+           || (plus && memchr(in.data, '+', in.len) != NULL);
 }
 
 

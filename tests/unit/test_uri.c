@@ -42,6 +42,7 @@ static void test_relative_segments(void);
 static void test_alloc_failure(void);
 static void test_random_paths(void);
 static void test_null(void);
+static void test_escape_blocks(void);
 static void test_plain_blocks(void);
 
 
@@ -594,9 +595,11 @@ main(void)
 
     eg_avx2 = 0;
     EG_RUN(test_plain_blocks);
+    EG_RUN(test_escape_blocks);
 
     if (eg_cpu_avx2()) {
         EG_RUN(test_plain_blocks);
+        EG_RUN(test_escape_blocks);
     }
 
     return eg_test_done();
@@ -683,4 +686,67 @@ test_plain_blocks(void)
             }
         }
     }
+}
+
+
+/*
+ * eg_url_decode() returns its input when it has nothing to decode: no
+ * '%', and with plus no '+'.  That test reads 32 bytes at a time with
+ * AVX2 (main() runs this on each path): queries of 0-100 bytes with one
+ * '%' or '+' at each place, or none, with plus and without.
+ */
+
+static void
+test_escape_blocks(void)
+{
+    int               plus, want, bad;
+    size_t            len, k, c;
+    eg_str_t          in, out;
+    unsigned char     raw[100];
+    eg_test_arena_t   arena;
+    const eg_alloc_t *alloc;
+    static const unsigned char  put[] = "%+";
+
+    alloc = eg_test_arena_init(&arena);
+    bad = 0;
+
+    for (len = 0; len <= sizeof(raw); len++) {
+        for (k = 0; k <= len; k++) {
+            for (c = 0; c < 2; c++) {
+                for (plus = 0; plus < 2; plus++) {
+                    /* a '=' and a '&' about; k == len: no escape */
+
+                    memset(raw, 'a', len);
+                    if (len > 3) {
+                        raw[len / 3] = '=';
+                        raw[len / 2] = '&';
+                    }
+                    if (k < len) {
+                        raw[k] = put[c];
+                    }
+
+                    in.data = raw;
+                    in.len = len;
+                    want = k < len && (c == 0 || plus);
+
+                    (void) eg_url_decode(in, 1, plus, alloc, &out);
+
+                    if ((out.data != in.data) != want) {
+                        if (bad++ < 5) {
+                            eg_test_fail(__FILE__, __LINE__, "len %zu, '%c' "
+                                         "at %zu, plus %d: decoded %d",
+                                         len, put[c], k, plus,
+                                         out.data != in.data);
+                        }
+                    } else {
+                        eg_test_pass();
+                    }
+                }
+            }
+        }
+    }
+
+    CHECK(bad == 0);
+
+    eg_test_arena_free(&arena);
 }
