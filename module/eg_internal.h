@@ -620,7 +620,20 @@ eg_ieq_fold(eg_str_t a, eg_str_t lower, const eg_fold_t *f)
                || (eg_load_short(a.data, a.len) | f->m[0]) == f->y[0];
     }
 
-    for (i = 0, k = 0; i + 8 <= a.len; i += 8, k++) {
+    /* most names: one word, or two (the second one overlapping) */
+
+    memcpy(&x, a.data, 8);
+
+    if ((x | f->m[0]) != f->y[0]) {
+        return 0;
+    }
+
+    if (a.len <= 16) {
+        memcpy(&x, a.data + a.len - 8, 8);
+        return a.len == 8 || (x | f->m[1]) == f->y[1];
+    }
+
+    for (i = 8, k = 1; i + 8 <= a.len; i += 8, k++) {
         memcpy(&x, a.data + i, 8);
         if ((x | f->m[k]) != f->y[k]) {
             return 0;
