@@ -20,14 +20,6 @@
 #define EG_COOKIE_SSE2  0
 #endif
 
-/* AVX2 too, chosen at run time (eg_cpu_avx2()) */
-#if (EG_COOKIE_SSE2) && defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-#define EG_COOKIE_AVX2  1
-#else
-#define EG_COOKIE_AVX2  0
-#endif
-
 
 static size_t eg_space(const unsigned char *s, const unsigned char *e,
     int back);
@@ -221,20 +213,30 @@ eg_cookie_semis(const unsigned char *s)
     return cs.n
 
 
-#if (EG_COOKIE_SSE2)
+/* the parse's parameters, and the same passed on, for the variants */
 
-static EG_NOINLINE size_t
-eg_cookie_scan_sse2(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
-    size_t *found, uint32_t *present)
-{
-    eg_cookie_scan_body(eg_cookie_semis, 1);
-}
+#define EG_COOKIE_SCAN_PARAMS                                                 \
+    const eg_str_t *headers, size_t nheaders, eg_cookie_t *out, size_t cap,   \
+    size_t max, const eg_ruleset_t *rs, size_t *found, uint32_t *present
 
+#define EG_COOKIE_SCAN_ARGS                                                   \
+    headers, nheaders, out, cap, max, rs, found, present
+
+
+/* SSE2's blocks, or where it is not, the ';' one memchr() at a time */
+
+#if !(EG_COOKIE_SSE2)
+#define eg_cookie_semis(s)  0
 #endif
 
+static EG_NOINLINE size_t
+eg_cookie_scan(EG_COOKIE_SCAN_PARAMS)
+{
+    eg_cookie_scan_body(eg_cookie_semis, EG_COOKIE_SSE2);
+}
 
-#if (EG_COOKIE_AVX2)
+
+#if (EG_AVX2)
 
 /* bit i: s[i] is ';', for the 64 bytes at s, 32 at a time */
 
@@ -253,97 +255,39 @@ eg_cookie_semis_avx2(const unsigned char *s)
 
 
 static EG_NOINLINE __attribute__((target("avx2"))) size_t
-eg_cookie_scan_avx2(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
-    size_t *found, uint32_t *present)
+eg_cookie_scan_avx2(EG_COOKIE_SCAN_PARAMS)
 {
     eg_cookie_scan_body(eg_cookie_semis_avx2, 1);
 }
 
-#endif
 
-
-/* where neither is: the ';' one memchr() at a time */
-
-#if !(EG_COOKIE_SSE2)
-
-#define eg_cookie_semis_none(s)  0
-
-static size_t
-eg_cookie_scan_plain(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
-    size_t *found, uint32_t *present)
-{
-    eg_cookie_scan_body(eg_cookie_semis_none, 0);
-}
-
-#endif
-
-
-#if (EG_COOKIE_AVX2)
-
-/* the first parse asks the CPU, then takes its path */
+/* the first parse asks the CPU, then takes its path (not in the caller:
+   the call would give every parse a stack frame) */
 
 static EG_NOINLINE size_t
-eg_cookie_scan_first(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
-    size_t *found, uint32_t *present)
+eg_cookie_scan_first(EG_COOKIE_SCAN_PARAMS)
 {
-    return eg_cpu_avx2()
-           ? eg_cookie_scan_avx2(headers, nheaders, out, cap, max, rs, found,
-                                 present)
-           : eg_cookie_scan_sse2(headers, nheaders, out, cap, max, rs, found,
-                                 present);
+    return eg_cpu_avx2() ? eg_cookie_scan_avx2(EG_COOKIE_SCAN_ARGS)
+                         : eg_cookie_scan(EG_COOKIE_SCAN_ARGS);
 }
 
 #endif
 
 
 size_t
-eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
-    eg_cookie_t *out, size_t cap, size_t max, const eg_ruleset_t *rs,
-    size_t *found, uint32_t *present)
+eg_cookie_parse_wanted(EG_COOKIE_SCAN_PARAMS)
 {
-#if (EG_COOKIE_AVX2)
+#if (EG_AVX2)
     if (eg_avx2 > 0) {
-        return eg_cookie_scan_avx2(headers, nheaders, out, cap, max, rs,
-                                   found, present);
+        return eg_cookie_scan_avx2(EG_COOKIE_SCAN_ARGS);
     }
 
     if (eg_avx2 < 0) {
-        return eg_cookie_scan_first(headers, nheaders, out, cap, max, rs,
-                                    found, present);
+        return eg_cookie_scan_first(EG_COOKIE_SCAN_ARGS);
     }
 #endif
 
-#if (EG_COOKIE_SSE2)
-    return eg_cookie_scan_sse2(headers, nheaders, out, cap, max, rs, found,
-                               present);
-#else
-    return eg_cookie_scan_plain(headers, nheaders, out, cap, max, rs, found,
-                                present);
-#endif
-}
-
-
-/*
- * Whether AVX2 is used: the CPU's answer, asked once (-1 until then);
- * tests set eg_avx2 to 0 for the SSE2 paths.
- */
-
-int  eg_avx2 = -1;
-
-
-int
-eg_cpu_avx2(void)
-{
-#if (EG_COOKIE_AVX2)
-    eg_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
-#else
-    eg_avx2 = 0;
-#endif
-
-    return eg_avx2;
+    return eg_cookie_scan(EG_COOKIE_SCAN_ARGS);
 }
 
 

@@ -12,6 +12,15 @@
 
 #include "eg_engine.h"
 
+/* AVX2 paths where the compiler can build them (see eg_avx2) */
+#if defined(__SSE2__) && !defined(EG_NO_SIMD) && defined(__GNUC__)           \
+    && defined(__x86_64__)
+#include <immintrin.h>
+#define EG_AVX2  1
+#else
+#define EG_AVX2  0
+#endif
+
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)        /* as in eg_engine.h */
 #endif
@@ -391,8 +400,12 @@ size_t eg_cookie_parse_wanted(const eg_str_t *headers, size_t nheaders,
     size_t *found, uint32_t *present);
 int eg_cookie_wanted(const eg_ruleset_t *rs, eg_str_t name);
 
-/* 1: AVX2 is used where there is a path for it, 0: not, -1: not asked
-   yet (eg_cpu_avx2() asks the CPU); tests set it to 0 and 1 */
+/*
+ * AVX2: where the compiler can build it (EG_AVX2), the functions that
+ * have a path for it (target("avx2")) take it if the CPU has it.
+ * eg_avx2 is 1: they do, 0: they do not, -1: not asked yet
+ * (eg_cpu_avx2() asks the CPU, once); tests set it to 0 and 1.
+ */
 extern int eg_avx2;
 int eg_cpu_avx2(void);
 

@@ -126,6 +126,24 @@ eg_mem_free(eg_mem_t *mem)
 }
 
 
+/* whether the engine's AVX2 paths are taken (eg_internal.h) */
+
+int  eg_avx2 = -1;
+
+
+int
+eg_cpu_avx2(void)
+{
+#if (EG_AVX2)
+    eg_avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+#else
+    eg_avx2 = 0;
+#endif
+
+    return eg_avx2;
+}
+
+
 eg_ruleset_t *
 eg_ruleset_new(void)
 {

@@ -15,14 +15,6 @@
 #define EG_PATH_SSE2  0
 #endif
 
-/* AVX2 too, chosen at run time (eg_use_avx2()) */
-#if (EG_PATH_SSE2) && defined(__GNUC__) && defined(__x86_64__)
-#include <immintrin.h>
-#define EG_PATH_AVX2  1
-#else
-#define EG_PATH_AVX2  0
-#endif
-
 
 static EG_NOINLINE int eg_url_decode_copy(eg_str_t in, unsigned rounds,
     int plus_is_space, const eg_alloc_t *alloc, eg_str_t *out);
@@ -50,7 +42,7 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
 }
 
 
-#if (EG_PATH_AVX2)
+#if (EG_AVX2)
 
 /* a '%' (or, plus: a '+') in 32 bytes or more, 32 at a time, the last
    block overlapping the one before */
@@ -89,7 +81,7 @@ eg_has_escape_avx2(eg_str_t in, int plus)
 static EG_INLINE int
 eg_has_escape(eg_str_t in, int plus)
 {
-#if (EG_PATH_AVX2)
+#if (EG_AVX2)
     if (in.len >= 32 && eg_use_avx2()) {
         return eg_has_escape_avx2(in, plus);
     }
@@ -244,82 +236,52 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
 
 #if (EG_PATH_SSE2)
 
-/* the bytes of b that make a path not plain, as a mask; prev holds the
-   byte before each (0 before the first byte of the path) */
+/*
+ * The bytes of b that make a path not plain, as a mask; prev holds the
+ * byte before each (0 before the first byte of the path).  One body for
+ * both widths: V, W name the intrinsics (_mm, si128: 16 bytes; _mm256,
+ * si256: 32), so the two tests cannot drift apart.  Signed compares:
+ * 8-bit bytes are negative, below 0x21 too.  "//" and "./" are a '/'
+ * after '/' or '.', "/." a '.' after '/'.
+ */
+
+#define eg_path_bad(V, W, b, prev)                                            \
+    V##_movemask_epi8(V##_or_##W(                                             \
+        V##_or_##W(                                                           \
+            V##_or_##W(                                                       \
+                V##_cmpgt_epi8(V##_set1_epi8(0x21), (b)),                     \
+                V##_cmpeq_epi8((b), V##_set1_epi8(0x7f))),                    \
+            V##_or_##W(                                                       \
+                V##_or_##W(                                                   \
+                    V##_cmpeq_epi8((b), V##_set1_epi8('%')),                  \
+                    V##_cmpeq_epi8((b), V##_set1_epi8('('))),                 \
+                V##_or_##W(                                                   \
+                    V##_cmpeq_epi8((b), V##_set1_epi8(':')),                  \
+                    V##_cmpeq_epi8((b), V##_set1_epi8('\\'))))),              \
+        V##_or_##W(                                                           \
+            V##_and_##W(V##_cmpeq_epi8((b), V##_set1_epi8('/')),              \
+                V##_or_##W(                                                   \
+                    V##_cmpeq_epi8((prev), V##_set1_epi8('/')),               \
+                    V##_cmpeq_epi8((prev), V##_set1_epi8('.')))),             \
+            V##_and_##W(V##_cmpeq_epi8((b), V##_set1_epi8('.')),              \
+                V##_cmpeq_epi8((prev), V##_set1_epi8('/'))))))
+
 
 static EG_INLINE unsigned
 eg_path_block(__m128i b, __m128i prev)
 {
-    __m128i  bad, sl, dot;
-
-    /* signed: 8-bit bytes are negative, below 0x21 too */
-
-    bad = _mm_or_si128(
-              _mm_or_si128(
-                  _mm_cmplt_epi8(b, _mm_set1_epi8(0x21)),
-                  _mm_cmpeq_epi8(b, _mm_set1_epi8(0x7f))),
-              _mm_or_si128(
-                  _mm_or_si128(
-                      _mm_cmpeq_epi8(b, _mm_set1_epi8('%')),
-                      _mm_cmpeq_epi8(b, _mm_set1_epi8('('))),
-                  _mm_or_si128(
-                      _mm_cmpeq_epi8(b, _mm_set1_epi8(':')),
-                      _mm_cmpeq_epi8(b, _mm_set1_epi8('\\')))));
-
-    sl = _mm_cmpeq_epi8(b, _mm_set1_epi8('/'));
-    dot = _mm_cmpeq_epi8(b, _mm_set1_epi8('.'));
-
-    /* "//" and "./" (a '/' after '/' or '.'), "/." (a '.' after '/') */
-
-    bad = _mm_or_si128(bad,
-              _mm_or_si128(
-                  _mm_and_si128(sl,
-                      _mm_or_si128(
-                          _mm_cmpeq_epi8(prev, _mm_set1_epi8('/')),
-                          _mm_cmpeq_epi8(prev, _mm_set1_epi8('.')))),
-                  _mm_and_si128(dot,
-                      _mm_cmpeq_epi8(prev, _mm_set1_epi8('/')))));
-
-    return (unsigned) _mm_movemask_epi8(bad);
+    return (unsigned) eg_path_bad(_mm, si128, b, prev);
 }
 
 #endif
 
 
-#if (EG_PATH_AVX2)
-
-/* eg_path_block(), thirty-two bytes at a time */
+#if (EG_AVX2)
 
 static EG_INLINE __attribute__((target("avx2"))) unsigned
 eg_path_block32(__m256i b, __m256i prev)
 {
-    __m256i  bad, sl, dot;
-
-    bad = _mm256_or_si256(
-              _mm256_or_si256(
-                  _mm256_cmpgt_epi8(_mm256_set1_epi8(0x21), b),
-                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8(0x7f))),
-              _mm256_or_si256(
-                  _mm256_or_si256(
-                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
-                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('('))),
-                  _mm256_or_si256(
-                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8(':')),
-                      _mm256_cmpeq_epi8(b, _mm256_set1_epi8('\\')))));
-
-    sl = _mm256_cmpeq_epi8(b, _mm256_set1_epi8('/'));
-    dot = _mm256_cmpeq_epi8(b, _mm256_set1_epi8('.'));
-
-    bad = _mm256_or_si256(bad,
-              _mm256_or_si256(
-                  _mm256_and_si256(sl,
-                      _mm256_or_si256(
-                          _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('/')),
-                          _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('.')))),
-                  _mm256_and_si256(dot,
-                      _mm256_cmpeq_epi8(prev, _mm256_set1_epi8('/')))));
-
-    return (unsigned) _mm256_movemask_epi8(bad);
+    return (unsigned) eg_path_bad(_mm256, si256, b, prev);
 }
 
 
@@ -388,7 +350,7 @@ eg_path_plain(eg_str_t path)
         return 0;
     }
 
-#if (EG_PATH_AVX2)
+#if (EG_AVX2)
     if (path.len >= 16 && eg_use_avx2()) {
         return eg_path_plain_avx2(s, path.len);
     }
