@@ -283,6 +283,20 @@ GUARD_HTTP = """
 """
 
 
+def rules_file(workdir, name, text):
+    """text written to workdir/name; its path."""
+    path = os.path.join(workdir, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def rule_text(rid, name, match):
+    """One blocking rule of one match line, as a site's rule file has it."""
+    return ("rule %s\n    name \"%s\"\n    cve CVE-2021-26855\n"
+            "    action block\n    match %s\nend\n" % (rid, name, match))
+
+
 class Nginx:
     """A real nginx with the module, in its own directory and port."""
 

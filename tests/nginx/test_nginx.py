@@ -336,11 +336,8 @@ def passed_once_across_internal_redirects(workdir):
     # to a location whose rules would refuse it: the module keeps only a
     # marker for it; one that passed once its body was read keeps its
     # context, and passes once too
-    strict = os.path.join(workdir, "strict.rules")
-    with open(strict, "w") as f:
-        f.write("rule EG-T-STRICT\n    name \"strict\"\n"
-                "    cve CVE-2021-26855\n    action block\n"
-                "    match path prefix /owa/ /ecp/\nend\n")
+    strict = eg.rules_file(workdir, "strict.rules", eg.rule_text(
+        "EG-T-STRICT", "strict", "path prefix /owa/ /ecp/"))
     locs = """
         location ~ ^/(owa|ecp)/ {
             root %s;
@@ -419,10 +416,8 @@ def reopen_reopens_the_log(workdir):
 
 @suite.test
 def broken_rule_file_fails_nginx_t_with_file_and_line(workdir):
-    bad = os.path.join(workdir, "bad.rules")
-    with open(bad, "w") as f:
-        f.write("rule EG-X-1\n    name \"x\"\n    cve CVE-2021-26855\n"
-                "    action block\n    match path regex '(unclosed'\nend\n")
+    bad = eg.rules_file(workdir, "bad.rules",
+                        eg.rule_text("EG-X-1", "x", "path regex '(unclosed'"))
     http = ("exchange_guard on; exchange_guard_rules %s; "
             "exchange_guard_log %s/guard.jsonl;" % (bad, workdir))
     n = eg.Nginx(workdir, 1, http=http)
@@ -571,11 +566,8 @@ def exposure_policy_is_opt_in(workdir):
 
 @suite.test
 def runaway_regex_stops_at_the_match_limit(workdir):
-    rules = os.path.join(workdir, "slow.rules")
-    with open(rules, "w") as f:
-        f.write("rule EG-SLOW-1\n    name \"catastrophic\"\n"
-                "    cve CVE-2021-26855\n    action block\n"
-                "    match header:X-Slow regex '^(a+)+$'\nend\n")
+    rules = eg.rules_file(workdir, "slow.rules", eg.rule_text(
+        "EG-SLOW-1", "catastrophic", "header:X-Slow regex '^(a+)+$'"))
     http = ("exchange_guard on; exchange_guard_rules %s; "
             "exchange_guard_log %s/guard.jsonl; "
             "exchange_guard_regex_match_limit 10000;" % (rules, workdir))
@@ -618,23 +610,15 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
     ignore_invalid_headers off), and a set of more names than the engine
     has slots for must all still reach the rules, and so must more of
     them than the module's context has room for."""
-    rules = os.path.join(workdir, "hdr.rules")
-    lines = []
-    for i in range(40):
-        lines.append("rule EG-H-%02d\n    name \"header %d\"\n"
-                     "    cve CVE-2021-26855\n    action block\n"
-                     "    match header:X-Hdr-%02d contains evil\nend\n"
-                     % (i, i, i))
-    with open(rules, "w") as f:
-        f.write("".join(lines))
-    few = os.path.join(workdir, "few.rules")
-    with open(few, "w") as f:
-        f.write("rule EG-F-1\n    name \"one\"\n    cve CVE-2021-26855\n"
-                "    action block\n    match header:X-One contains evil\n"
-                "end\n"
-                "rule EG-F-US\n    name \"underscore\"\n"
-                "    cve CVE-2021-26855\n    action block\n"
-                "    match header:X_Under contains evil\nend\n")
+    rules = eg.rules_file(workdir, "hdr.rules", "".join(
+        eg.rule_text("EG-H-%02d" % i, "header %d" % i,
+                     "header:X-Hdr-%02d contains evil" % i)
+        for i in range(40)))
+    few = eg.rules_file(workdir, "few.rules",
+                        eg.rule_text("EG-F-1", "one",
+                                     "header:X-One contains evil")
+                        + eg.rule_text("EG-F-US", "underscore",
+                                       "header:X_Under contains evil"))
     http = ("exchange_guard on; exchange_guard_log %s/guard.jsonl; "
             "exchange_guard_rules %s; ignore_invalid_headers off; "
             % (workdir, few))
@@ -687,9 +671,8 @@ def thousands_of_site_rules(workdir):
     with open(site, "w") as f:
         for tag, match in kinds:
             for i in range(400):
-                f.write("rule SITE-%s-%d\n    name \"site\"\n"
-                        "    cve CVE-2021-26855\n    action block\n"
-                        "    match %s\nend\n" % (tag, i, match % i))
+                f.write(eg.rule_text("SITE-%s-%d" % (tag, i), "site",
+                                     match % i))
     http = eg.GUARD_HTTP.format(mode="on", rules=eg.RULES, dir=workdir) \
         + "exchange_guard_rules %s;\n" % site
     n = 0
