@@ -17,7 +17,8 @@
 static ngx_int_t ngx_http_exchange_guard_handler(ngx_http_request_t *r);
 static ngx_http_exchange_guard_ctx_t *ngx_http_exchange_guard_get_ctx(
     ngx_http_request_t *r);
-static void ngx_http_exchange_guard_cleanup(void *data);
+static void ngx_http_exchange_guard_set_ctx(ngx_http_request_t *r,
+    const ngx_http_exchange_guard_ctx_t *ctx);
 static ngx_int_t ngx_http_exchange_guard_view(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
     ngx_http_exchange_guard_ctx_t *ctx);
@@ -43,6 +44,8 @@ static char *ngx_http_exchange_guard_trusted(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 
 static ngx_int_t ngx_http_exchange_guard_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_exchange_guard_ctx_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_exchange_guard_add_variables(ngx_conf_t *cf);
 
@@ -236,11 +239,17 @@ static ngx_http_variable_t  ngx_http_exchange_guard_vars[] = {
       offsetof(ngx_http_exchange_guard_ctx_t, cves),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    /* the request's context, in its variable slot: see
+       ngx_http_exchange_guard_get_ctx(); not for the configuration */
+    { ngx_string("exchange_guard_internal_ctx"), NULL,
+      ngx_http_exchange_guard_ctx_variable, 0, NGX_HTTP_VAR_NOHASH, 0 },
+
       ngx_http_null_variable
 };
 
 
 static ngx_int_t  ngx_http_exchange_guard_request_id_index;
+static ngx_int_t  ngx_http_exchange_guard_ctx_index;
 
 /* the context of every request that passed: read only, no room taken */
 static const ngx_http_exchange_guard_ctx_t  ngx_http_exchange_guard_passed;
@@ -281,9 +290,9 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
 
     /*
      * The context is on the stack while the request is evaluated: a
-     * request that passes (nearly every one) leaves only the marker of
-     * ngx_http_exchange_guard_passed in the pool; one that is refused,
-     * logged or waits for its body keeps its context there
+     * request that passes (nearly every one) is left pointing to
+     * ngx_http_exchange_guard_passed; one that is refused, logged or
+     * waits for its body keeps its context in the pool
      * (ngx_http_exchange_guard_keep()).
      */
 
@@ -317,58 +326,39 @@ ngx_http_exchange_guard_handler(ngx_http_request_t *r)
 
 
 /*
- * The context in the pool, found again after an internal redirect by its
- * pool cleanup (linked as ngx_pool_cleanup_add() links one, without a
- * second allocation); a context on the stack is copied there first.
- * ngx_http_exchange_guard_passed takes only the cleanup's room.
+ * The context in the pool, for a request refused, logged or waiting for
+ * its body: a context on the stack is copied there first.  A request that
+ * passes keeps only ngx_http_exchange_guard_passed, which takes no room.
  */
 
 static ngx_http_exchange_guard_ctx_t *
 ngx_http_exchange_guard_keep(ngx_http_request_t *r,
     ngx_http_exchange_guard_ctx_t *ctx)
 {
-    ngx_pool_cleanup_t             *cln;
     ngx_http_exchange_guard_ctx_t  *kept;
 
     if (ctx->kept) {
         return ctx;
     }
 
-    if (ctx == &ngx_http_exchange_guard_passed) {
-        cln = ngx_palloc(r->pool, sizeof(ngx_pool_cleanup_t));
-        if (cln == NULL) {
-            return NULL;
-        }
-
-        kept = (ngx_http_exchange_guard_ctx_t *) ctx;
-
-    } else {
-        kept = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
-        if (kept == NULL) {
-            return NULL;
-        }
-
-        *kept = *ctx;
-        kept->kept = 1;
-        kept->verdict = NULL;
-        kept->status = 0;
-        ngx_str_null(&kept->action_text);
-        ngx_str_null(&kept->rule_ids);
-        ngx_str_null(&kept->cves);
-
-        if (ctx->req.headers == ctx->headers) {
-            kept->req.headers = kept->headers;
-        }
-
-        cln = &kept->cln;
+    kept = ngx_palloc(r->pool, sizeof(ngx_http_exchange_guard_ctx_t));
+    if (kept == NULL) {
+        return NULL;
     }
 
-    cln->handler = ngx_http_exchange_guard_cleanup;
-    cln->data = kept;
-    cln->next = r->pool->cleanup;
-    r->pool->cleanup = cln;
+    *kept = *ctx;
+    kept->kept = 1;
+    kept->verdict = NULL;
+    kept->status = 0;
+    ngx_str_null(&kept->action_text);
+    ngx_str_null(&kept->rule_ids);
+    ngx_str_null(&kept->cves);
 
-    ngx_http_set_ctx(r, kept, ngx_http_exchange_guard_module);
+    if (ctx->req.headers == ctx->headers) {
+        kept->req.headers = kept->headers;
+    }
+
+    ngx_http_exchange_guard_set_ctx(r, kept);
 
     return kept;
 }
@@ -400,12 +390,9 @@ ngx_http_exchange_guard_evaluate(ngx_http_request_t *r,
     if (v.action == EG_PASS && v.limit == EG_LIMIT_NONE) {
         /* a request that read its body keeps the context it has */
 
-        if (!ctx->kept
-            && ngx_http_exchange_guard_keep(r,
-                   (ngx_http_exchange_guard_ctx_t *)
-                   &ngx_http_exchange_guard_passed) == NULL)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (!ctx->kept) {
+            ngx_http_exchange_guard_set_ctx(r,
+                                            &ngx_http_exchange_guard_passed);
         }
 
         return NGX_DECLINED;
@@ -643,36 +630,41 @@ ngx_http_exchange_guard_summarize(ngx_http_request_t *r,
 }
 
 
+/*
+ * The request's context lives in its slot of r->variables (the variable
+ * exchange_guard_internal_ctx), not in r->ctx: an internal redirect
+ * clears r->ctx but keeps the variables, so the request is evaluated once
+ * whatever locations it passes through, at no cost in memory.  A
+ * subrequest shares the variables; the handler declines it anyway.
+ */
+
 static ngx_http_exchange_guard_ctx_t *
 ngx_http_exchange_guard_get_ctx(ngx_http_request_t *r)
 {
-    ngx_pool_cleanup_t             *cln;
-    ngx_http_exchange_guard_ctx_t  *ctx;
+    ngx_http_variable_value_t  *vv;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_exchange_guard_module);
+    vv = &r->variables[ngx_http_exchange_guard_ctx_index];
 
-    if (ctx == NULL && (r->internal || r->filter_finalize)) {
-
-        /* the context is reset by an internal redirect; the cleanup
-           handler still holds it */
-
-        for (cln = r->pool->cleanup; cln; cln = cln->next) {
-            if (cln->handler == ngx_http_exchange_guard_cleanup) {
-                ctx = cln->data;
-                ngx_http_set_ctx(r, ctx, ngx_http_exchange_guard_module);
-                break;
-            }
-        }
-    }
-
-    return ctx;
+    return vv->valid ? (ngx_http_exchange_guard_ctx_t *) vv->data : NULL;
 }
 
 
 static void
-ngx_http_exchange_guard_cleanup(void *data)
+ngx_http_exchange_guard_set_ctx(ngx_http_request_t *r,
+    const ngx_http_exchange_guard_ctx_t *ctx)
 {
-    /* only a marker that finds the context after an internal redirect */
+    ngx_http_variable_value_t  *vv;
+
+    /* cacheable, so that nginx never asks the variable's handler again,
+       and of no length should the configuration read it */
+
+    vv = &r->variables[ngx_http_exchange_guard_ctx_index];
+    vv->len = 0;
+    vv->valid = 1;
+    vv->no_cacheable = 0;
+    vv->not_found = 0;
+    vv->escape = 0;
+    vv->data = (u_char *) ctx;
 }
 
 
@@ -800,6 +792,18 @@ ngx_http_exchange_guard_variable(ngx_http_request_t *r,
     v->valid = 1;
     v->no_cacheable = 1;
     v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* the slot's own handler: asked only before the request is evaluated */
+
+static ngx_int_t
+ngx_http_exchange_guard_ctx_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    v->not_found = 1;
 
     return NGX_OK;
 }
@@ -1202,6 +1206,8 @@ static ngx_int_t
 ngx_http_exchange_guard_init(ngx_conf_t *cf)
 {
     ngx_str_t                   name = ngx_string("request_id");
+    ngx_str_t                   ctx_name =
+                                    ngx_string("exchange_guard_internal_ctx");
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
     ngx_array_t                *a;
@@ -1209,6 +1215,12 @@ ngx_http_exchange_guard_init(ngx_conf_t *cf)
     ngx_http_exchange_guard_request_id_index =
                                       ngx_http_get_variable_index(cf, &name);
     if (ngx_http_exchange_guard_request_id_index == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_exchange_guard_ctx_index = ngx_http_get_variable_index(cf,
+                                                                &ctx_name);
+    if (ngx_http_exchange_guard_ctx_index == NGX_ERROR) {
         return NGX_ERROR;
     }
 

@@ -51,9 +51,6 @@ typedef struct {
     ngx_str_t             rule_ids;     /* $exchange_guard_rule */
     ngx_str_t             cves;         /* $exchange_guard_cve */
     eg_header_t           headers[8];   /* req.headers, unless more */
-    ngx_pool_cleanup_t    cln;          /* the marker that finds the
-                                           context after an internal
-                                           redirect, in the pool's list */
 } ngx_http_exchange_guard_ctx_t;
 
 

@@ -376,9 +376,11 @@ def passed_once_across_internal_redirects(workdir):
 
 @suite.test
 def variables_in_access_log_and_headers(workdir):
+    # exchange_guard_internal_ctx is the slot the module keeps its context
+    # in: read by a log format it is empty, and does not disturb it
     http = (eg.GUARD_HTTP.format(mode="detect", rules=eg.RULES, dir=workdir)
             + "log_format eg '$exchange_guard_action|$exchange_guard_rule|"
-              "$exchange_guard_cve';\n"
+              "$exchange_guard_cve|$exchange_guard_internal_ctx';\n"
             + "access_log %s/eg_access.log eg;" % workdir)
     with Env(workdir, http=http) as env:
         eg.request(env.nginx.port, "GET", "/ecp/y.js",
@@ -387,10 +389,12 @@ def variables_in_access_log_and_headers(workdir):
         time.sleep(0.1)
         with open(os.path.join(workdir, "eg_access.log")) as f:
             lines = f.read().splitlines()
-        check(lines[0] == "detected|EG-PL-001|CVE-2021-26855",
+        check(lines[0] == "detected|EG-PL-001|CVE-2021-26855|",
               "first line %r" % lines[0])
-        check(lines[1] == "||", "second line %r" % lines[1])
-    return 2
+        check(lines[1] == "|||", "second line %r" % lines[1])
+        check(len(env.nginx.entries()) == 1,
+              "log entries: %s" % env.nginx.entries())
+    return 3
 
 
 @suite.test
@@ -441,6 +445,8 @@ def config_mistakes_fail_nginx_t(workdir):
         ("exchange_guard_backends bad_host-.x;", "not a DNS host name"),
         ("exchange_guard_limit_action sometimes;", "invalid value"),
         ("exchange_guard_max_cookies 0;", "must be"),
+        ("server { location / { set $exchange_guard_internal_ctx x; } }",
+         "duplicate \"exchange_guard_internal_ctx\" variable"),
     ]
     for directive, want in cases:
         n = eg.Nginx(workdir, 1, http=directive)
