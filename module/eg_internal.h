@@ -418,6 +418,12 @@ eg_use_avx2(void)
 
 
 int eg_path_plain(eg_str_t path);
+
+/* eg_target_scan(): the path is plain; the query has something to decode */
+#define EG_SCAN_PLAIN   1
+#define EG_SCAN_ESCAPE  2
+
+unsigned eg_target_scan(eg_str_t target, size_t *qpos);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 

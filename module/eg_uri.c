@@ -24,6 +24,7 @@ static int eg_hex(unsigned char c);
 static size_t eg_path_canonical(unsigned char *s, size_t len);
 static EG_INLINE int eg_has_escape(eg_str_t in, int plus);
 static size_t eg_segment(unsigned char *seg, size_t len);
+static EG_INLINE unsigned eg_scan(eg_str_t target, size_t *qpos);
 
 
 int
@@ -143,9 +144,9 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     eg_str_t *path, eg_str_t *query)
 {
     int                   rc;
-    size_t                i;
+    size_t                i, qpos;
+    unsigned              scan;
     eg_str_t              p, q;
-    const unsigned char  *qm;
 
     p = target;
 
@@ -169,21 +170,15 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
         }
     }
 
-    qm = p.len ? memchr(p.data, '?', p.len) : NULL;
+    scan = eg_scan(p, &qpos);
 
-    if (qm) {
-        q.data = qm + 1;
-        q.len = p.data + p.len - q.data;
-        p.len = qm - p.data;
-
-    } else {
-        q.data = p.data + p.len;
-        q.len = 0;
-    }
+    q.data = p.data + qpos + (qpos < p.len);
+    q.len = p.data + p.len - q.data;
+    p.len = qpos;
 
     rc = 0;
 
-    if (eg_path_plain(p)) {
+    if (scan & EG_SCAN_PLAIN) {
         *path = p;
 
     } else {
@@ -218,12 +213,69 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     }
 
     if (query) {
-        if (eg_url_decode(q, rounds, 1, alloc, query) != 0) {
+        if (!(scan & EG_SCAN_ESCAPE)) {
+            *query = q;
+
+        } else if (eg_url_decode_copy(q, rounds, 1, alloc, query) != 0) {
             rc = -1;
         }
     }
 
     return rc;
+}
+
+
+/*
+ * The target (after any absolute-form prefix) read once: *qpos, where its
+ * '?' is (its length if none); EG_SCAN_PLAIN if the path before it is
+ * plain (eg_path_plain()), EG_SCAN_ESCAPE if the query after it has
+ * something to decode (eg_has_escape(), '+' counting).  By AVX2 one pass
+ * does all three; otherwise they are asked one after the other.
+ */
+
+#if (EG_AVX2)
+
+static EG_NOINLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos);
+
+#endif
+
+
+unsigned
+eg_target_scan(eg_str_t target, size_t *qpos)
+{
+    return eg_scan(target, qpos);
+}
+
+
+static EG_INLINE unsigned
+eg_scan(eg_str_t target, size_t *qpos)
+{
+    unsigned              scan;
+    eg_str_t              p, q;
+    const unsigned char  *qm;
+
+#if (EG_AVX2)
+    if (target.len && target.data[0] == '/' && eg_use_avx2()) {
+        return eg_target_scan_avx2(target.data, target.len, qpos);
+    }
+#endif
+
+    p = target;
+    qm = p.len ? memchr(p.data, '?', p.len) : NULL;
+    *qpos = qm ? (size_t) (qm - p.data) : p.len;
+
+    p.len = *qpos;
+    q.data = p.data + *qpos + (qm != NULL);
+    q.len = target.data + target.len - q.data;
+
+    scan = eg_path_plain(p) ? EG_SCAN_PLAIN : 0;
+
+    if (q.len && eg_has_escape(q, 1)) {
+        scan |= EG_SCAN_ESCAPE;
+    }
+
+    return scan;
 }
 
 
@@ -335,6 +387,112 @@ eg_path_plain_avx2(const unsigned char *s, size_t len)
     }
 
     return s[len - 1] != '.';
+}
+
+
+/*
+ * eg_target_scan() of a target that starts with '/', 32 bytes at a time
+ * (the last block overlapping the one before; a shorter target copied
+ * into 'a' padding, as above): each block's '?', the bytes that would
+ * make a path not plain (eg_path_block32()), and its '%' and '+'.  Bits
+ * of a block's bytes an earlier block had are dropped (fresh); those of
+ * the path count before the first '?', those of the query after it.
+ */
+
+static EG_NOINLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
+{
+    size_t         i, n, last, qp;
+    uint32_t       qm, bad, esc;
+    unsigned       scan;
+    __m256i        b, prev;
+    unsigned char  buf[48];
+
+    if (len < 32) {
+        _mm256_storeu_si256((__m256i *) (buf + 1), _mm256_set1_epi8('a'));
+        buf[0] = 0;
+
+        if (len >= 16) {
+            _mm_storeu_si128((__m128i *) (buf + 1),
+                             _mm_loadu_si128((const __m128i *) s));
+            _mm_storeu_si128((__m128i *) (buf + 1 + len - 16),
+                             _mm_loadu_si128((const __m128i *) (s + len - 16)));
+
+        } else {
+            eg_copy_short16(buf + 1, s, len, 'a');
+        }
+
+        s = buf + 1;
+        b = _mm256_loadu_si256((const __m256i *) s);
+        prev = _mm256_loadu_si256((const __m256i *) buf);
+        last = 0;
+
+    } else {
+        b = _mm256_loadu_si256((const __m256i *) s);
+        prev = _mm256_alignr_epi8(b, _mm256_permute2x128_si256(b, b, 0x08),
+                                  15);
+        last = len - 32;
+    }
+
+    /*
+     * The path: up to the first '?' (the padding has none).  The last
+     * block overlaps the one before; its first bytes were that block's,
+     * which had no '?' and whose bad bytes are already counted.
+     */
+
+    scan = EG_SCAN_PLAIN;
+    n = 0;
+
+    for ( ;; ) {
+        qm = (uint32_t) _mm256_movemask_epi8(
+                 _mm256_cmpeq_epi8(b, _mm256_set1_epi8('?')));
+        bad = eg_path_block32(b, prev);
+
+        if (qm) {
+            qp = n + eg_ctz32(qm);
+            bad &= (qm & -qm) - 1;
+            break;
+        }
+
+        if (n == last) {
+            qp = len;
+            break;
+        }
+
+        if (bad) {
+            scan = 0;
+        }
+
+        i = n + 32;
+        n = i < last ? i : last;
+        b = _mm256_loadu_si256((const __m256i *) (s + n));
+        prev = _mm256_loadu_si256((const __m256i *) (s + n - 1));
+    }
+
+    /* IIS drops a final '.' of the path */
+
+    if (bad || s[qp - 1] == '.') {
+        scan = 0;
+    }
+
+    *qpos = qp;
+
+    /* the query: from the byte after the '?', in the blocks from there
+       (a short target's padding has no '%' or '+') */
+
+    for (i = qp + 1; i < len; i = n + 32) {
+        n = i < last ? i : last;
+        b = _mm256_loadu_si256((const __m256i *) (s + n));
+        esc = (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(
+                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
+                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('+'))));
+
+        if (esc & (~(uint32_t) 0 << (i - n))) {
+            return scan | EG_SCAN_ESCAPE;
+        }
+    }
+
+    return scan;
 }
 
 #endif

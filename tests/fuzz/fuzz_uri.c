@@ -20,6 +20,9 @@
  *   - eg_path_plain() of the target, with AVX2 (where the CPU has it)
  *     and with SSE2 only, is the byte-at-a-time rule's answer
  *     (eg_path_byte_ok())
+ *   - eg_target_scan() of the target, with AVX2 and without, finds its
+ *     first '?', and says whether the path before it is plain (byte at a
+ *     time) and whether the query after it holds a '%' or '+'
  * Invariants of eg_url_decode():
  *   - out is set and at most as long as the input
  *   - 0 means no escape is left: one more round changes nothing
@@ -111,6 +114,55 @@ check_plain(eg_str_t path)
         FUZZ_CHECK(eg_path_plain(path) == want,
                    "eg_path_plain() (AVX2 %d) is not %d for \"%.*s\"", k,
                    want, (int) path.len, path.data);
+    }
+
+    eg_avx2 = avx2;
+}
+
+
+static void
+check_scan(eg_str_t t)
+{
+    int         k, n;
+    size_t      i, q, qpos;
+    unsigned    want, got;
+    static int  avx2 = -1;
+
+    for (q = 0; q < t.len && t.data[q] != '?'; q++) {
+        /* void */
+    }
+
+    want = 0;
+
+    if (q > 0 && t.data[0] == '/') {
+        want = EG_SCAN_PLAIN;
+        for (i = 1; i < q; i++) {
+            if (!eg_path_byte_ok(t.data, i, q)) {
+                want = 0;
+                break;
+            }
+        }
+    }
+
+    for (i = q + 1; i < t.len; i++) {
+        if (t.data[i] == '%' || t.data[i] == '+') {
+            want |= EG_SCAN_ESCAPE;
+            break;
+        }
+    }
+
+    if (avx2 < 0) {
+        avx2 = eg_cpu_avx2();
+    }
+
+    for (k = 0, n = 1 + avx2; k < n; k++) {
+        eg_avx2 = k;
+        qpos = (size_t) -1;
+        got = eg_target_scan(t, &qpos);
+        FUZZ_CHECK(got == want && qpos == q,
+                   "eg_target_scan() (AVX2 %d) is %u, '?' at %zu, not %u "
+                   "at %zu for \"%.*s\"", k, got, qpos, want, q,
+                   (int) t.len, t.data);
     }
 
     eg_avx2 = avx2;
@@ -215,6 +267,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     check_plain(target);
+    check_scan(target);
     check_decode(target, rounds, (data[0] >> 2) & 1, alloc);
 
     fuzz_arena_reset();

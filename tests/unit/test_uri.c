@@ -44,6 +44,7 @@ static void test_random_paths(void);
 static void test_null(void);
 static void test_escape_blocks(void);
 static void test_plain_blocks(void);
+static void test_target_scan(void);
 
 
 static void
@@ -596,10 +597,13 @@ main(void)
     eg_avx2 = 0;
     EG_RUN(test_plain_blocks);
     EG_RUN(test_escape_blocks);
+    EG_RUN(test_target_scan);
 
     if (eg_cpu_avx2()) {
+        eg_avx2 = 1;
         EG_RUN(test_plain_blocks);
         EG_RUN(test_escape_blocks);
+        EG_RUN(test_target_scan);
     }
 
     return eg_test_done();
@@ -749,4 +753,138 @@ test_escape_blocks(void)
     CHECK(bad == 0);
 
     eg_test_arena_free(&arena);
+}
+
+
+/*
+ * eg_target_scan() against the rule it stands for, byte by byte: the
+ * first '?' ends the path; the path is plain by eg_path_byte_ok(); the
+ * query has something to decode if it holds a '%' or a '+'.  With AVX2
+ * it is one pass of 32-byte blocks (main() runs this on each path):
+ * random targets, then at the blocks' edges a '?' at each place (or none)
+ * with a special byte at each other place.
+ */
+
+static unsigned
+scan_want(const unsigned char *t, size_t len, size_t *qpos)
+{
+    size_t    i, q;
+    unsigned  want;
+
+    for (q = 0; q < len && t[q] != '?'; q++) {
+        /* void */
+    }
+
+    *qpos = q;
+    want = 0;
+
+    if (q > 0 && t[0] == '/') {
+        want = EG_SCAN_PLAIN;
+
+        for (i = 1; i < q; i++) {
+            if (!eg_path_byte_ok(t, i, q)) {
+                want = 0;
+                break;
+            }
+        }
+    }
+
+    for (i = q + 1; i < len; i++) {
+        if (t[i] == '%' || t[i] == '+') {
+            want |= EG_SCAN_ESCAPE;
+            break;
+        }
+    }
+
+    return want;
+}
+
+
+static int
+scan_check(const unsigned char *t, size_t len)
+{
+    size_t    qpos, want_qpos;
+    unsigned  got, want;
+
+    want = scan_want(t, len, &want_qpos);
+    qpos = (size_t) -1;
+    got = eg_target_scan(eg_test_mem(t, len), &qpos);
+
+    if (got == want && qpos == want_qpos) {
+        eg_test_pass();
+        return 1;
+    }
+
+    eg_test_fail(__FILE__, __LINE__, "eg_target_scan() (AVX2 %d) is %u, "
+                 "'?' at %zu, not %u at %zu for", eg_avx2, got, qpos, want,
+                 want_qpos);
+    printf("    ");
+    eg_test_print(t, len);
+    printf("\n");
+    fflush(stdout);
+
+    return 0;
+}
+
+
+static void
+test_target_scan(void)
+{
+    int               bad;
+    size_t            i, j, k, q, len;
+    uint64_t          x;
+    unsigned char     raw[140];
+    static const size_t  lens[] = { 1, 2, 3, 15, 16, 17, 31, 32, 33, 40,
+                                    63, 64, 65, 96, 97, 100 };
+    static const unsigned char  alphabet[] =
+        "??%%++//..aZ09-_~=&(:\\ \x7f\x80\xa0\xff;";
+    static const unsigned char  special[] = "?%+./\\ (:\x80";
+
+    x = 0x2545f4914f6cdd1dULL;
+    bad = 0;
+
+    for (i = 0; i < 200000 && bad < 5; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        len = x % (sizeof(raw) + 1);
+
+        for (k = 0; k < len; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            raw[k] = (x & 7) ? (unsigned char) ('a' + (x >> 3) % 26)
+                             : alphabet[(x >> 3) % (sizeof(alphabet) - 1)];
+        }
+
+        /* mostly origin-form, the targets AVX2 reads */
+        if (len && (x >> 40) % 8) {
+            raw[0] = '/';
+        }
+
+        bad += !scan_check(raw, len);
+    }
+
+    for (j = 0; j < sizeof(lens) / sizeof(lens[0]) && bad < 5; j++) {
+        len = lens[j];
+
+        for (q = 1; q <= len; q++) {
+            for (k = 1; k < len; k++) {
+                for (i = 0; i < sizeof(special) - 1; i++) {
+                    memset(raw, 'a', len);
+                    raw[0] = '/';
+                    if (q < len) {
+                        raw[q] = '?';
+                    }
+                    if (k != q) {
+                        raw[k] = special[i];
+                    }
+
+                    bad += !scan_check(raw, len);
+                }
+            }
+        }
+    }
+
+    CHECK(bad == 0);
 }
