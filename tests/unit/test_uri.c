@@ -610,6 +610,37 @@ main(void)
 }
 
 
+/* xorshift64: the same random targets on every run */
+
+static uint64_t
+next_random(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+
+    return *x;
+}
+
+
+/* len bytes, mostly letters so that long plain paths occur, and now and
+   then one of the n bytes of alphabet */
+
+static void
+random_path_bytes(uint64_t *x, unsigned char *raw, size_t len,
+    const unsigned char *alphabet, size_t n)
+{
+    size_t    k;
+    uint64_t  r;
+
+    for (k = 0; k < len; k++) {
+        r = next_random(x);
+        raw[k] = (r & 7) ? (unsigned char) ('a' + (r >> 3) % 26)
+                         : alphabet[(r >> 3) % n];
+    }
+}
+
+
 /*
  * eg_path_plain() reads sixteen bytes at a time where the CPU allows
  * (thirty-two with AVX2; main() runs this test on each path it has):
@@ -632,21 +663,10 @@ test_plain_blocks(void)
     bad = 0;
 
     for (i = 0; i < 200000 && bad < 5; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        len = 1 + x % sizeof(raw);
+        len = 1 + next_random(&x) % sizeof(raw);
         raw[0] = '/';
-
-        for (k = 1; k < len; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-
-            /* mostly ordinary bytes, so that long plain paths occur */
-            raw[k] = (x & 7) ? (unsigned char) ('a' + (x >> 3) % 26)
-                             : alphabet[(x >> 3) % (sizeof(alphabet) - 1)];
-        }
+        random_path_bytes(&x, raw + 1, len - 1, alphabet,
+                          sizeof(alphabet) - 1);
 
         want = 1;
         for (k = 1; k < len; k++) {
@@ -844,18 +864,8 @@ test_target_scan(void)
     bad = 0;
 
     for (i = 0; i < 200000 && bad < 5; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        len = x % (sizeof(raw) + 1);
-
-        for (k = 0; k < len; k++) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            raw[k] = (x & 7) ? (unsigned char) ('a' + (x >> 3) % 26)
-                             : alphabet[(x >> 3) % (sizeof(alphabet) - 1)];
-        }
+        len = next_random(&x) % (sizeof(raw) + 1);
+        random_path_bytes(&x, raw, len, alphabet, sizeof(alphabet) - 1);
 
         /* mostly origin-form, the targets AVX2 reads */
         if (len && (x >> 40) % 8) {
