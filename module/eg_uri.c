@@ -338,65 +338,15 @@ eg_path_block32(__m256i b, __m256i prev)
 
 
 /*
- * eg_path_plain() for a path of 16 bytes or more.  One of 16-31 bytes is
+ * eg_target_scan() of a target that starts with '/', 32 bytes at a time,
+ * the last block overlapping the one before.  A target under 32 bytes is
  * copied after a 0 byte (the byte before the path, as the SSE2 path's
  * shift has it) into 'a' padding, which no test takes for bad after any
- * byte; a longer one is read in place, the first block's bytes before
- * each from a shift across the halves, the last block overlapping.
- */
-
-static EG_NOINLINE __attribute__((target("avx2"))) int
-eg_path_plain_avx2(const unsigned char *s, size_t len)
-{
-    size_t         i, n, last;
-    __m256i        b;
-    unsigned char  buf[48];
-
-    if (len < 32) {
-        _mm256_storeu_si256((__m256i *) (buf + 1), _mm256_set1_epi8('a'));
-        buf[0] = 0;
-        _mm_storeu_si128((__m128i *) (buf + 1),
-                         _mm_loadu_si128((const __m128i *) s));
-        _mm_storeu_si128((__m128i *) (buf + 1 + len - 16),
-                         _mm_loadu_si128((const __m128i *) (s + len - 16)));
-
-        return eg_path_block32(_mm256_loadu_si256((const __m256i *) (buf + 1)),
-                               _mm256_loadu_si256((const __m256i *) buf))
-               == 0
-               && s[len - 1] != '.';
-    }
-
-    b = _mm256_loadu_si256((const __m256i *) s);
-
-    if (eg_path_block32(b, _mm256_alignr_epi8(b,
-                               _mm256_permute2x128_si256(b, b, 0x08), 15)))
-    {
-        return 0;
-    }
-
-    last = len - 32;
-
-    for (i = 32; i < len; i += 32) {
-        n = i < last ? i : last;
-
-        if (eg_path_block32(_mm256_loadu_si256((const __m256i *) (s + n)),
-                            _mm256_loadu_si256((const __m256i *) (s + n - 1))))
-        {
-            return 0;
-        }
-    }
-
-    return s[len - 1] != '.';
-}
-
-
-/*
- * eg_target_scan() of a target that starts with '/', 32 bytes at a time
- * (the last block overlapping the one before; a shorter target copied
- * into 'a' padding, as above): each block's '?', the bytes that would
- * make a path not plain (eg_path_block32()), and its '%' and '+'.  Bits
- * of a block's bytes an earlier block had are dropped (fresh); those of
- * the path count before the first '?', those of the query after it.
+ * byte and which holds no '?', '%' or '+'; a longer one is read in place,
+ * the first block's bytes before each from a shift across the halves.
+ * The path's blocks give their '?' and the bytes that would make a path
+ * not plain (eg_path_block32()); the query's, from the byte after the
+ * '?', their '%' and '+'.
  */
 
 static EG_NOINLINE __attribute__((target("avx2"))) unsigned
@@ -498,6 +448,9 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 #endif
 
 
+/* with AVX2 the request's path is tested by eg_target_scan_avx2(), in
+   the same pass as its query; this is the path for the others */
+
 int
 eg_path_plain(eg_str_t path)
 {
@@ -507,12 +460,6 @@ eg_path_plain(eg_str_t path)
     if (path.len == 0 || s[0] != '/') {
         return 0;
     }
-
-#if (EG_AVX2)
-    if (path.len >= 16 && eg_use_avx2()) {
-        return eg_path_plain_avx2(s, path.len);
-    }
-#endif
 
 #if (EG_PATH_SSE2)
     {
