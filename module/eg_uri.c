@@ -45,33 +45,44 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
 
 #if (EG_AVX2)
 
-/* a '%' (or, plus: a '+') in 32 bytes or more, 32 at a time, the last
-   block overlapping the one before */
+/*
+ * A '%' (or, plus: a '+') among the bytes from..len-1 of s, 32 at a time:
+ * the blocks start at from, none past last (s + last + 32 may be read:
+ * len - 32, or 0 for a short text copied into padding that has neither
+ * byte), the last overlapping the one before; the bytes of a block before
+ * from, or before the block's start, are not counted.
+ */
+
+static EG_INLINE __attribute__((target("avx2"))) int
+eg_escape_avx2(const unsigned char *s, size_t from, size_t len, size_t last,
+    int plus)
+{
+    size_t    i, n;
+    uint32_t  esc;
+    __m256i   b;
+
+    for (i = from; i < len; i = n + 32) {
+        n = i < last ? i : last;
+        b = _mm256_loadu_si256((const __m256i *) (s + n));
+        esc = (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(
+                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
+                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8(plus ? '+' : '%'))));
+
+        if (esc & (~(uint32_t) 0 << (i - n))) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* a text of 32 bytes or more */
 
 static EG_NOINLINE __attribute__((target("avx2"))) int
 eg_has_escape_avx2(eg_str_t in, int plus)
 {
-    size_t   i, n, last;
-    __m256i  b, pct, pls;
-
-    pct = _mm256_set1_epi8('%');
-    pls = _mm256_set1_epi8(plus ? '+' : '%');
-    last = in.len - 32;
-
-    for (i = 0; /* void */; i += 32) {
-        n = i < last ? i : last;
-        b = _mm256_loadu_si256((const __m256i *) (in.data + n));
-
-        if (_mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(b, pct),
-                                                 _mm256_cmpeq_epi8(b, pls))))
-        {
-            return 1;
-        }
-
-        if (n == last) {
-            return 0;
-        }
-    }
+    return eg_escape_avx2(in.data, 0, in.len, in.len - 32, plus);
 }
 
 #endif
@@ -353,7 +364,7 @@ static EG_NOINLINE __attribute__((target("avx2"))) unsigned
 eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 {
     size_t         i, n, last, qp;
-    uint32_t       qm, bad, esc;
+    uint32_t       qm, bad;
     unsigned       scan;
     __m256i        b, prev;
     unsigned char  buf[48];
@@ -427,22 +438,10 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 
     *qpos = qp;
 
-    /* the query: from the byte after the '?', in the blocks from there
-       (a short target's padding has no '%' or '+') */
+    /* the query: from the byte after the '?' */
 
-    for (i = qp + 1; i < len; i = n + 32) {
-        n = i < last ? i : last;
-        b = _mm256_loadu_si256((const __m256i *) (s + n));
-        esc = (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(
-                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
-                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('+'))));
-
-        if (esc & (~(uint32_t) 0 << (i - n))) {
-            return scan | EG_SCAN_ESCAPE;
-        }
-    }
-
-    return scan;
+    return eg_escape_avx2(s, qp + 1, len, last, 1) ? scan | EG_SCAN_ESCAPE
+                                                   : scan;
 }
 
 #endif
