@@ -71,6 +71,8 @@ typedef struct {
     int                  all;
     uint64_t             lens;
     const eg_ruleset_t  *rs;
+    const uint32_t      *pre;       /* rs->cookie_pre, npre of them */
+    size_t               npre;      /* 0: no prefix test */
 } eg_cookie_scan_t;
 
 
@@ -98,12 +100,49 @@ static const uint8_t  eg_cookie_keep[256];
 
 #define eg_cookie_next(cs, skip, part, semi)                                  \
     do {                                                                      \
-        if ((skip)[(part)[(part)[0] == ' ']]) {                               \
+        p = (part) + ((part)[0] == ' ');                                      \
+        if (__builtin_expect((skip)[*p], 1)                                   \
+            || eg_cookie_pre_miss(&(cs), p, (semi)))                          \
+        {                                                                     \
             (cs).n++;                                                         \
             break;                                                            \
         }                                                                     \
         eg_cookie_part(&(cs), (part), (semi));                                \
     } while (0)
+
+
+/*
+ * 1: the name at p (up to e) cannot be a wanted one by its first three
+ * bytes, compared with their 0x20 bits set, which equal bytes of any case
+ * keep equal (a name this lets through is compared in full).  It applies
+ * to a name that starts with a printable byte other than '=': neither an
+ * '=' nor white space can come before it.  Tested before the call, so
+ * that most parts a wanted first byte lets through cost no call.
+ */
+
+static EG_INLINE int
+eg_cookie_pre_miss(const eg_cookie_scan_t *cs, const unsigned char *p,
+    const unsigned char *e)
+{
+    size_t    j;
+    uint32_t  pre;
+
+    if (cs->npre == 0 || e - p < 3 || (unsigned char) (p[0] - 0x21) > 0x7e - 0x21
+        || p[0] == '=')
+    {
+        return 0;
+    }
+
+    pre = (p[0] | (p[1] << 8) | ((uint32_t) p[2] << 16)) | 0x202020;
+
+    for (j = 0; j < cs->npre; j++) {
+        if (pre == cs->pre[j]) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
 
 
 /* each part that ends at a ';' of mask m (bit i: base[i]) */
@@ -162,6 +201,8 @@ eg_cookie_semis(const unsigned char *s)
     cs.all = (rs == NULL || rs->all_cookies);                                 \
     cs.lens = cs.all ? 0 : rs->cookie_name_lens;                              \
     cs.rs = rs;                                                               \
+    cs.pre = cs.all ? NULL : rs->cookie_pre;                                  \
+    cs.npre = cs.all ? 0 : rs->ncookie_pre;                                   \
     skip = cs.all ? eg_cookie_keep : rs->cookie_skip;                         \
                                                                               \
     for (i = 0; i < nheaders; i++) {                                          \
@@ -199,7 +240,7 @@ eg_cookie_semis(const unsigned char *s)
         if (part < end) {                                                     \
             p = part + (*part == ' ' && part + 1 < end);                      \
                                                                               \
-            if (skip[*p]) {                                                   \
+            if (skip[*p] || eg_cookie_pre_miss(&cs, p, end)) {                \
                 cs.n++;                                                       \
                                                                               \
             } else {                                                          \
@@ -298,37 +339,13 @@ eg_cookie_part(eg_cookie_scan_t *cs, const unsigned char *s,
     const unsigned char *semi)
 {
     int                   want, k;
-    unsigned char         c;
-    size_t                j;
-    uint32_t              bit, pre;
+    uint32_t              bit;
     eg_str_t              name;
-    const unsigned char  *eq, *p;
+    const unsigned char  *eq;
     const eg_ruleset_t   *rs = cs->rs;
 
-    if (!cs->all && s < semi) {
-        /* a name whose first three bytes start no wanted name: counted */
-
-        p = s + (*s == ' ' && s + 1 < semi);
-        c = *p;
-
-        if (rs->ncookie_pre && semi - p >= 3 && c > 0x20 && c < 0x7f
-            && c != '=')
-        {
-            pre = (p[0] | (p[1] << 8) | ((uint32_t) p[2] << 16))
-                  | 0x202020;
-
-            for (j = 0; j < rs->ncookie_pre; j++) {
-                if (pre == rs->cookie_pre[j]) {
-                    break;
-                }
-            }
-
-            if (j == rs->ncookie_pre) {
-                cs->n++;
-                return;
-            }
-        }
-    }
+    /* the callers counted the parts whose first bytes no wanted name has
+       (skip, eg_cookie_pre_miss()) */
 
     eq = memchr(s, '=', semi - s);
 

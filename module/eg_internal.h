@@ -267,9 +267,9 @@ struct eg_ruleset_s {
     uint8_t               cookie_skip[256];  /* 1: a name starting with
                                                 this byte is not wanted */
     uint32_t              cookie_pre[8];     /* the first three bytes of
-                                                each wanted name */
-    size_t                ncookie_pre;       /* 0: names too short, or too
-                                                many (eg_plan_build) */
+                                                the wanted names, each once */
+    size_t                ncookie_pre;       /* 0: a name too short, or too
+                                                many prefixes (eg_plan_build) */
     unsigned              all_cookies;   /* a rule reads every name */
 
     /* which rules can apply, by the first segment of the path */

@@ -375,8 +375,9 @@ static const unsigned char *eg_regex_class(const unsigned char *p,
 void
 eg_plan_build(eg_ruleset_t *rs)
 {
-    int            s, single;
+    int            s, single, pre_ok;
     size_t         i, j, k, l;
+    uint32_t       pre;
     eg_rule_t     *r;
     eg_cond_t     *c, *d;
     unsigned char  b;
@@ -394,7 +395,11 @@ eg_plan_build(eg_ruleset_t *rs)
         rs->cookie_skip[i] = (i > 0x20 && i < 0x7f && i != '=' && i != ';');
     }
 
-    rs->ncookie_pre = rs->ncookie_names <= 8 ? rs->ncookie_names : 0;
+    /* each prefix once: names that share one (x-beresource and
+       x-backendoverridecookie) are one test */
+
+    rs->ncookie_pre = 0;
+    pre_ok = 1;
 
     for (i = 0; i < rs->ncookie_names; i++) {
         n = &rs->cookie_lnames[i];
@@ -403,13 +408,29 @@ eg_plan_build(eg_ruleset_t *rs)
         rs->cookie_skip[eg_upper(b)] = 0;
 
         if (n->len < 3) {
-            rs->ncookie_pre = 0;
-
-        } else if (i < 8) {
-            rs->cookie_pre[i] = (n->data[0] | (n->data[1] << 8)
-                                 | ((uint32_t) n->data[2] << 16))
-                                | 0x202020;
+            pre_ok = 0;
+            continue;
         }
+
+        pre = (n->data[0] | (n->data[1] << 8) | ((uint32_t) n->data[2] << 16))
+              | 0x202020;
+
+        for (j = 0; j < rs->ncookie_pre && rs->cookie_pre[j] != pre; j++) {
+            /* void */
+        }
+
+        if (j == rs->ncookie_pre) {
+            if (j == 8) {
+                pre_ok = 0;
+                continue;
+            }
+
+            rs->cookie_pre[rs->ncookie_pre++] = pre;
+        }
+    }
+
+    if (!pre_ok) {
+        rs->ncookie_pre = 0;
     }
 
     eg_plan_cookie_tab(rs);

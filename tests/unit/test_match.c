@@ -44,6 +44,7 @@ static void test_gates(void);
 static void test_regex_literals(void);
 static void test_fold(void);
 static void test_cookie_prefix(void);
+static void test_cookie_prefix_edges(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
@@ -1838,6 +1839,117 @@ test_fold(void)
 
 
 /*
+ * The first-bytes test (eg_cookie_pre_miss()) reads three bytes of a
+ * part: never past the part, nor past the header, which is copied to a
+ * heap buffer of its exact length so that AddressSanitizer sees a byte
+ * read after it.  Short parts that start like a wanted name, after
+ * cookies that put them anywhere in or after a 64-byte block, on each
+ * path (SSE2, AVX2 where the CPU has it): none is a wanted cookie, and a
+ * wanted one in the same places is found.
+ */
+
+static void
+test_cookie_prefix_edges(void)
+{
+    int            k, nk, bad, checked;
+    char           hdr[256], idbuf[256];
+    size_t         t, e, pad, n;
+    unsigned       want, got;
+    req_t          r;
+    eg_alloc_t    *alloc;
+    eg_options_t   opts;
+    eg_verdict_t   v;
+    eg_ruleset_t  *rs;
+    unsigned char *exact;
+    eg_test_arena_t  arena;
+    static const struct {
+        const char  *text;
+        unsigned     want;       /* bit 0: x-beresource, bit 1: email */
+    } tails[] = {
+        { "x", 0 }, { "X", 0 }, { "xb", 0 }, { "x-", 0 }, { " x", 0 },
+        { " xb", 0 }, { " X-", 0 }, { "e", 0 }, { "em", 0 }, { " em", 0 },
+        { "=", 0 }, { "x=", 0 }, { "x-=", 0 }, { "x-b", 0 }, { "ema", 0 },
+        { " x-B", 0 }, { "x-beresourc", 0 }, { "emai=1", 0 },
+        { "x-beresource=1", 1 }, { " X-BEResource=a~1", 1 },
+        { "email=a", 2 }, { " EMAIL", 0 }, { "  email=b", 2 },
+        { "email =c", 2 }
+    };
+    static const char  *ends[] = { "", ";", "; ", ";x", "; b=2" };
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    rs = RULES("rule T0\n    name \"T\"\n    cve CVE-2021-26855\n"
+               "    action log\n    match cookie:X-BEResource present\nend\n"
+               "rule T1\n    name \"T\"\n    cve CVE-2021-26855\n"
+               "    action log\n    match cookie:email present\nend\n");
+
+    bad = 0;
+    checked = 0;
+
+    for (k = 0, nk = 1 + eg_cpu_avx2(); k < nk; k++) {
+        eg_avx2 = k;
+
+        for (t = 0; t < sizeof(tails) / sizeof(tails[0]); t++) {
+            for (e = 0; e < sizeof(ends) / sizeof(ends[0]); e++) {
+                for (pad = 0; pad < 140; pad++) {
+                    /* a cookie of pad bytes, then the part */
+                    n = 0;
+                    if (pad >= 5) {
+                        memcpy(hdr, "a=", 2);
+                        memset(hdr + 2, 'v', pad - 4);
+                        memcpy(hdr + pad - 2, "; ", 2);
+                        n = pad;
+                    }
+
+                    n += snprintf(hdr + n, sizeof(hdr) - n, "%s%s",
+                                  tails[t].text, ends[e]);
+
+                    exact = malloc(n);
+                    if (exact == NULL) {
+                        eg_test_fail(__FILE__, __LINE__, "out of memory");
+                        exit(2);
+                    }
+                    memcpy(exact, hdr, n);
+
+                    req(&r, "GET", "/", "Cookie", "", NULL);
+                    r.h[0].value.data = exact;
+                    r.h[0].value.len = n;
+
+                    eg_eval(rs, &r.req, &opts, alloc, &v);
+                    free(exact);
+
+                    want = tails[t].want;
+                    got = 0;
+                    for (n = 0; n < v.nmatches; n++) {
+                        got |= 1u << (eg_rule_id(v.matches[n].rule).data[1]
+                                      - '0');
+                    }
+
+                    checked++;
+
+                    if (got != want && bad++ < 5) {
+                        eg_test_fail(__FILE__, __LINE__, "avx2 %d: rules %x, "
+                                     "want %x, \"%.*s%s%s\" (%s)", k, got,
+                                     want, (int) pad, hdr, tails[t].text,
+                                     ends[e], ids(&v, idbuf, sizeof(idbuf)));
+                    }
+                }
+            }
+        }
+    }
+
+    eg_avx2 = -1;
+
+    CHECK(bad == 0);
+    CHECK(checked > 10000);
+
+    eg_ruleset_free(rs);
+    eg_test_arena_free(&arena);
+}
+
+
+/*
  * The cookie parse's first test of a name (eg_cookie_part()): its first
  * three bytes against those of each wanted name, 0x20 bits set.  Rule
  * sets of 1-8 "cookie:NAME present" rules, names of bytes some of which
@@ -2241,6 +2353,7 @@ main(void)
     EG_RUN(test_regex_literals);
     EG_RUN(test_fold);
     EG_RUN(test_cookie_prefix);
+    EG_RUN(test_cookie_prefix_edges);
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
 
