@@ -139,10 +139,19 @@ typedef struct eg_cond_s {
 
 typedef enum {
     EG_PROBE_BYTE = 0,  /* the byte at pos (from the end: tail) is in set */
-    EG_PROBE_ANCHOR,    /* the value has one of the anchor bytes (mask) */
+    EG_PROBE_ANCHOR,    /* the value has one of the anchor bytes (mask);
+                           with EG_PROBE_PAIR in mask, set[0] with set[1]
+                           after it (pos 1) or before it (pos 0), set[1]
+                           with its 0x20 bit set where set[2] is 0x20 */
     EG_PROBE_METHOD,    /* the method is one of mask's (negate: is not) */
     EG_PROBE_TRUSTED    /* trusted networks are configured */
 } eg_probe_e;
+
+/* the mask of a pair probe: two bits, which no anchor has (up to
+   EG_MAX_ANCHORS), so that eg_probe() never finds it looked for, and
+   takes it out of line as it takes several anchors */
+#define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
+#define EG_MAX_ANCHORS  62
 
 typedef struct {
     uint8_t               kind;      /* eg_probe_e */

@@ -12,6 +12,13 @@
 
 #include "eg_internal.h"
 
+#if defined(__SSE2__) && !defined(EG_NO_SIMD)
+#include <emmintrin.h>
+#define EG_MATCH_SSE2  1
+#else
+#define EG_MATCH_SSE2  0
+#endif
+
 
 #define EG_HAVE_COOKIES  1
 #define EG_HAVE_RAW      2
@@ -111,7 +118,9 @@ static void eg_cookie_gates(eg_state_t *st);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
 static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
 static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
-static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st, uint64_t mask);
+static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st,
+    const eg_probe_t *p);
+static int eg_probe_pair(eg_state_t *st, const eg_probe_t *p);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
@@ -415,7 +424,7 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
         }
 
         if (p->mask & (p->mask - 1)) {
-            return eg_probe_anchors(st, p->mask) != 0;
+            return eg_probe_anchors(st, p) != 0;
         }
 
         /* one anchor, the usual probe: looked for here */
@@ -443,14 +452,21 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 }
 
 
-/* which of the anchors in mask the request has; each looked for once */
+/* which of the anchors in the probe's mask the request has, each looked
+   for once; or a pair probe's answer */
 
 static uint64_t
-eg_probe_anchors(eg_state_t *st, uint64_t mask)
+eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 {
     unsigned  k;
-    uint64_t  todo;
+    uint64_t  todo, mask;
     eg_str_t  s;
+
+    mask = p->mask;
+
+    if (mask == EG_PROBE_PAIR) {
+        return eg_probe_pair(st, p);
+    }
 
     todo = mask & ~st->anchor_done;
 
@@ -468,6 +484,96 @@ eg_probe_anchors(eg_state_t *st, uint64_t mask)
     }
 
     return st->anchor_res & mask;
+}
+
+
+/*
+ * A pair probe (eg_plan_probe_anchor()): the value has the byte set[0]
+ * and, after it (pos 1) or before it (pos 0), set[1], with its 0x20 bit
+ * set where set[1] is a letter.  memchr() finds the first of the byte;
+ * the pairs from there are looked for, where SSE2 is and 17 bytes or more
+ * are left, 16 at a time (the last block ends at the value's end), else
+ * each byte's neighbour, the next byte by memchr().
+ */
+
+static int
+eg_probe_pair(eg_state_t *st, const eg_probe_t *p)
+{
+    int                   side;
+    eg_str_t              s;
+    unsigned char         b, other, fold;
+    const unsigned char  *q, *end;
+#if (EG_MATCH_SSE2)
+    size_t                i, last;
+    __m128i               v1, v2, f1, f2;
+#endif
+
+    s = eg_target_value(st, p->field);
+    b = p->set[0];
+    other = p->set[1];
+    fold = p->set[2];
+    side = p->pos ? 1 : -1;
+    end = s.data + s.len;
+
+    q = s.len ? memchr(s.data, b, s.len) : NULL;
+
+    if (q == NULL) {
+        return 0;
+    }
+
+    /* the pairs from the one with that byte on */
+
+    s.len = end - q + (side < 0 && q > s.data);
+    s.data = end - s.len;
+
+#if (EG_MATCH_SSE2)
+    if (s.len >= 17) {
+        /* the pair's first byte and its second, each with its 0x20 bit
+           set where it is a letter */
+        v1 = _mm_set1_epi8((char) (side > 0 ? b : other));
+        v2 = _mm_set1_epi8((char) (side > 0 ? other : b));
+        f1 = _mm_set1_epi8((char) (side > 0 ? 0 : fold));
+        f2 = _mm_set1_epi8((char) (side > 0 ? fold : 0));
+        last = s.len - 17;
+
+        for (i = 0; /* void */; i += 16) {
+            if (i > last) {
+                i = last;
+            }
+
+            if (_mm_movemask_epi8(_mm_and_si128(
+                    _mm_cmpeq_epi8(_mm_or_si128(_mm_loadu_si128(
+                        (const __m128i *) (s.data + i)), f1), v1),
+                    _mm_cmpeq_epi8(_mm_or_si128(_mm_loadu_si128(
+                        (const __m128i *) (s.data + i + 1)), f2), v2))))
+            {
+                return 1;
+            }
+
+            if (i == last) {
+                return 0;
+            }
+        }
+    }
+#endif
+
+    /* each of the byte, and its neighbour within the value */
+
+    end -= (side > 0);
+
+    while (q < end) {
+        if ((side > 0 || q > s.data) && (q[side] | fold) == other) {
+            return 1;
+        }
+
+        q++;
+
+        if (q == end || (q = memchr(q, b, end - q)) == NULL) {
+            return 0;
+        }
+    }
+
+    return 0;
 }
 
 

@@ -1587,18 +1587,29 @@ eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 }
 
 
-/* "contains": a byte of each argument that only itself matches (not a
-   letter), the rarest; none when an argument is all letters */
+/*
+ * "contains": a byte of each argument that only itself matches (not a
+ * letter), the rarest; none when an argument is all letters.  For a lone
+ * argument, a second probe: that byte with the argument's byte after it
+ * (at its end: before it), a letter in either case.  The byte is looked
+ * for once for every rule that has it; the pair only by the rules that
+ * still apply, after it: a '-' followed by 'r' rules out the query of
+ * nearly every request with a GUID or a negative number in it, which the
+ * '-' alone lets through.  The pair probe is an anchor probe whose mask
+ * is EG_PROBE_PAIR, which no anchor is: it takes the out-of-line path of
+ * a probe with several anchors (eg_probe_anchors()).
+ */
 
 static void
 eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 {
-    size_t         i, j, k;
+    size_t         i, j, k, at;
     uint64_t       mask;
-    unsigned char  b, best;
+    unsigned char  b, best, other;
     eg_probe_t    *p;
 
     mask = 0;
+    at = 0;
 
     for (i = 0; i < c->nargs; i++) {
         best = 0;
@@ -1610,6 +1621,7 @@ eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
                 && (best == 0 || eg_byte_weight(b) < eg_byte_weight(best)))
             {
                 best = b;
+                at = j;
             }
         }
 
@@ -1625,7 +1637,7 @@ eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
         }
 
         if (k == rs->nanchors) {
-            if (k == sizeof(rs->anchor_byte)) {
+            if (k == EG_MAX_ANCHORS) {
                 return;
             }
             rs->anchor_field[k] = (uint8_t) c->field;
@@ -1641,6 +1653,22 @@ eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
     p->kind = EG_PROBE_ANCHOR;
     p->field = (uint8_t) c->field;
     p->mask = mask;
+
+    if (c->nargs != 1 || c->args[0].len < 2 || r->nprobes == EG_MAX_PROBES) {
+        return;
+    }
+
+    other = c->args[0].data[at + 1 < c->args[0].len ? at + 1 : at - 1];
+
+    p = &r->probes[r->nprobes++];
+    memset(p, 0, sizeof(eg_probe_t));
+    p->kind = EG_PROBE_ANCHOR;
+    p->field = (uint8_t) c->field;
+    p->mask = EG_PROBE_PAIR;
+    p->pos = at + 1 < c->args[0].len;
+    p->set[0] = c->args[0].data[at];
+    p->set[1] = other;
+    p->set[2] = (other >= 'a' && other <= 'z') ? 0x20 : 0;
 }
 
 

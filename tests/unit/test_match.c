@@ -45,6 +45,7 @@ static void test_regex_literals(void);
 static void test_fold(void);
 static void test_cookie_prefix(void);
 static void test_cookie_prefix_edges(void);
+static void test_pair_probes(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
@@ -1839,6 +1840,143 @@ test_fold(void)
 
 
 /*
+ * The pair probe of "contains" (eg_plan_probe_anchor(), eg_probe_pair())
+ * drops a rule only when the value cannot hold the needle: random needles
+ * of letters and the bytes that are not ('-', '/', '@', '.', '0', '='),
+ * the byte chosen anywhere in them (its pair after it, or before it at
+ * the needle's end), against random queries and whole targets of up to
+ * 90 bytes that hold the needle in any case, or pieces of it, or neither,
+ * each in a buffer of its length.  The rule matches exactly when a plain
+ * search finds the needle, and no byte past the value is read.
+ */
+
+static void
+test_pair_probes(void)
+{
+    int              k, t, bad, f;
+    char             text[512], target[256], idbuf[256];
+    size_t           i, j, n, nlen, qlen, at;
+    unsigned         seed, want, got;
+    eg_str_t         hay, needle, win;
+    req_t            r;
+    eg_alloc_t      *alloc;
+    eg_options_t     opts;
+    eg_verdict_t     v;
+    eg_ruleset_t    *rs;
+    eg_test_arena_t  arena;
+    unsigned char    nd[8], q[128], *exact;
+    int              hits, misses;
+    static const char  nalpha[] = "abrx-/@.0=";
+    static const char  halpha[] = "abrxABRX-/@.0=&";
+    static const char  *fields[] = { "query", "uri" };
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    seed = 5;
+    bad = 0;
+    hits = 0;
+    misses = 0;
+
+    for (k = 0; k < 3000; k++) {
+        nlen = 2 + (lcg(&seed) >> 16) % 6;
+
+        for (i = 0; i < nlen; i++) {
+            nd[i] = nalpha[(lcg(&seed) >> 16) % (sizeof(nalpha) - 1)];
+        }
+
+        f = (lcg(&seed) >> 16) % 2;
+
+        snprintf(text, sizeof(text),
+                 RULE("T-P", "block", "    match %s contains %.*s\n"),
+                 fields[f], (int) nlen, nd);
+        rs = RULES(text);
+
+        needle.data = nd;
+        needle.len = nlen;
+
+        for (t = 0; t < 40; t++) {
+            qlen = (lcg(&seed) >> 16) % 90;
+
+            for (i = 0; i < qlen; i++) {
+                q[i] = halpha[(lcg(&seed) >> 16) % (sizeof(halpha) - 1)];
+            }
+
+            /* the needle (or, one time in four, all but a byte of it) at
+               a random place, its letters in either case */
+
+            if (qlen >= nlen && (lcg(&seed) >> 16) % 3) {
+                at = (lcg(&seed) >> 16) % (qlen - nlen + 1);
+
+                for (i = 0; i < nlen; i++) {
+                    q[at + i] = nd[i];
+                    if (nd[i] >= 'a' && nd[i] <= 'z' && (lcg(&seed) >> 20) & 1)
+                    {
+                        q[at + i] &= ~0x20;
+                    }
+                }
+
+                if ((lcg(&seed) >> 16) % 4 == 0) {
+                    q[at + (lcg(&seed) >> 16) % nlen] = 'Q';
+                }
+            }
+
+            n = snprintf(target, sizeof(target), "/p?%.*s", (int) qlen, q);
+
+            hay.data = (const unsigned char *) target + (f == 0 ? 3 : 0);
+            hay.len = n - (f == 0 ? 3 : 0);
+
+            want = 0;
+            for (j = 0; j + nlen <= hay.len; j++) {
+                win.data = hay.data + j;
+                win.len = nlen;
+                if (fold_plain(win, needle)) {
+                    want = 1;
+                    break;
+                }
+            }
+
+            /* the target in a buffer of its length, so that
+               AddressSanitizer sees a byte read past the value */
+            exact = malloc(n);
+            if (exact == NULL) {
+                eg_test_fail(__FILE__, __LINE__, "out of memory");
+                exit(2);
+            }
+            memcpy(exact, target, n);
+
+            req(&r, "GET", target, NULL);
+            r.req.target.data = exact;
+            eg_eval(rs, &r.req, &opts, alloc, &v);
+            free(exact);
+            got = v.nmatches != 0;
+
+            if (got != want) {
+                if (bad++ < 5) {
+                    eg_test_fail(__FILE__, __LINE__, "%s contains %.*s: "
+                                 "rule %u, plain %u, \"%s\" (%s)",
+                                 fields[f], (int) nlen, nd, got, want, target,
+                                 ids(&v, idbuf, sizeof(idbuf)));
+                }
+                continue;
+            }
+
+            hits += want;
+            misses += !want;
+        }
+
+        eg_ruleset_free(rs);
+    }
+
+    CHECK(bad == 0);
+    CHECK(hits > 20000);
+    CHECK(misses > 20000);
+
+    eg_test_arena_free(&arena);
+}
+
+
+/*
  * The first-bytes test (eg_cookie_pre_miss()) reads three bytes of a
  * part: never past the part, nor past the header, which is copied to a
  * heap buffer of its exact length so that AddressSanitizer sees a byte
@@ -2354,6 +2492,7 @@ main(void)
     EG_RUN(test_fold);
     EG_RUN(test_cookie_prefix);
     EG_RUN(test_cookie_prefix_edges);
+    EG_RUN(test_pair_probes);
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
 
