@@ -140,18 +140,26 @@ typedef struct eg_cond_s {
 typedef enum {
     EG_PROBE_BYTE = 0,  /* the byte at pos (from the end: tail) is in set */
     EG_PROBE_ANCHOR,    /* the value has one of the anchor bytes (mask);
-                           with EG_PROBE_PAIR in mask, set[0] with set[1]
-                           after it (pos 1) or before it (pos 0), set[1]
-                           with its 0x20 bit set where set[2] is 0x20 */
+                           or EG_PROBE_PAIR, EG_PROBE_PARAM (below) */
     EG_PROBE_METHOD,    /* the method is one of mask's (negate: is not) */
     EG_PROBE_TRUSTED    /* trusted networks are configured */
 } eg_probe_e;
 
-/* the mask of a pair probe: two bits, which no anchor has (up to
-   EG_MAX_ANCHORS), so that eg_probe() never finds it looked for, and
-   takes it out of line as it takes several anchors */
+/*
+ * Two probes that are anchor probes with a mask of two bits no anchor has
+ * (up to EG_MAX_ANCHORS): eg_probe() never finds them looked for, and
+ * takes them out of line as it takes several anchors, so that the walk
+ * the compiler inlines into eg_eval() stays as it is.
+ *   EG_PROBE_PAIR:  set[0] with set[1] after it (pos 1) or before it
+ *                   (pos 0), set[1] with its 0x20 bit set where set[2]
+ *                   is 0x20 ("contains", eg_plan_probe_anchor())
+ *   EG_PROBE_PARAM: a request parameter can be there: a query, the
+ *                   header slot of pos (Cookie), or a first header of
+ *                   slot (Content-Type) that starts with 'a' or 'm
+ */
 #define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
-#define EG_MAX_ANCHORS  62
+#define EG_PROBE_PARAM  ((uint64_t) 3 << 60)
+#define EG_MAX_ANCHORS  60
 
 typedef struct {
     uint8_t               kind;      /* eg_probe_e */

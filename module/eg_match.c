@@ -121,6 +121,7 @@ static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
 static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st,
     const eg_probe_t *p);
 static int eg_probe_pair(eg_state_t *st, const eg_probe_t *p);
+static int eg_probe_param(eg_state_t *st, const eg_probe_t *p);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
@@ -468,6 +469,10 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
         return eg_probe_pair(st, p);
     }
 
+    if (mask == EG_PROBE_PARAM) {
+        return eg_probe_param(st, p);
+    }
+
     todo = mask & ~st->anchor_done;
 
     while (todo) {
@@ -574,6 +579,36 @@ eg_probe_pair(eg_state_t *st, const eg_probe_t *p)
     }
 
     return 0;
+}
+
+
+/*
+ * A parameter probe (eg_plan_probe_param()): a query (or one that could
+ * not be decoded: the decoded query is empty only when the target's is),
+ * a Cookie header, or a first Content-Type whose first byte is that of
+ * a form's, in either case.
+ */
+
+static int
+eg_probe_param(eg_state_t *st, const eg_probe_t *p)
+{
+    unsigned char       b;
+    const eg_header_t  *h;
+
+    if (st->v->query.len != 0 || st->v->query.data == NULL
+        || (st->present & p->pos))
+    {
+        return 1;
+    }
+
+    if (!(st->present & ((uint32_t) 1 << p->slot))) {
+        return 0;
+    }
+
+    h = &st->req->headers[st->first[p->slot]];
+    b = h->value.len ? (h->value.data[0] | 0x20) : 0;
+
+    return b == 'a' || b == 'm';
 }
 
 

@@ -356,6 +356,7 @@ static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
+static void eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
 static void eg_plan_probe_bytes(eg_rule_t *r, const eg_cond_t *c);
@@ -1465,6 +1466,11 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
             continue;
         }
 
+        if (c->field == EG_F_PARAM) {
+            eg_plan_probe_param(rs, r);
+            continue;
+        }
+
         if (c->field == EG_F_HEADER ? c->slot < 0
             : c->field != EG_F_METHOD && c->field != EG_F_PATH
               && c->field != EG_F_QUERY && c->field != EG_F_URI)
@@ -1543,6 +1549,35 @@ eg_plan_probes_scoped(eg_rule_t *r)
     }
 
     r->nprobes = k;
+}
+
+
+/*
+ * "param:NAME" holds only for a parameter that is there: in the query, a
+ * form body or a cookie (eg_cond_other()).  A request with none of the
+ * three cannot match: an Autodiscover POST of XML without cookies skips
+ * the rule at once.  A form body is one whose first Content-Type starts
+ * with "application/x-www-form-urlencoded" or "multipart/form-data"
+ * (eg_form_body()): the probe asks for its first byte only.  Both headers
+ * have slots (eg_plan_build() gave them), unless there are too many names
+ * to index.
+ */
+
+static void
+eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r)
+{
+    eg_probe_t  *p;
+
+    if (rs->slot_cookie < 0 || rs->slot_ctype < 0) {
+        return;
+    }
+
+    p = &r->probes[r->nprobes++];
+    memset(p, 0, sizeof(eg_probe_t));
+    p->kind = EG_PROBE_ANCHOR;
+    p->mask = EG_PROBE_PARAM;
+    p->pos = (uint32_t) 1 << rs->slot_cookie;
+    p->slot = rs->slot_ctype;
 }
 
 

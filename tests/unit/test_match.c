@@ -667,6 +667,64 @@ test_param(void)
             &opts, alloc, &v);
     CHECK_INT(v.total, 0);
 
+    /* the parameter probe (eg_plan_probe_param()) drops the rule for a
+       request with no query, no cookie and no form: the form's
+       Content-Type in any case, the first one only, a body to read */
+
+    {
+        size_t  k;
+        const struct {
+            const char  *target;
+            const char  *ctype;
+            const char  *ctype2;
+            const char  *cookie;
+            const char  *body;
+            const char  *ids;
+            unsigned     need_body;
+        } t[] = {
+            { "/autodiscover/autodiscover.xml", "text/xml", NULL, NULL,
+              "Email=autodiscover/x", "", 0 },
+            { "/autodiscover/autodiscover.xml",
+              "Application/X-WWW-Form-Urlencoded; charset=utf-8", NULL, NULL,
+              "Email=autodiscover/x", "T-PARAM", 0 },
+            { "/autodiscover/autodiscover.xml",
+              "MULTIPART/form-data; boundary=b", NULL, NULL,
+              "--b\r\nContent-Disposition: form-data; name=\"Email\"\r\n"
+              "\r\nautodiscover/x\r\n--b--\r\n", "T-PARAM", 0 },
+            { "/autodiscover/autodiscover.xml", "text/xml",
+              "application/x-www-form-urlencoded", NULL,
+              "Email=autodiscover/x", "", 0 },
+            { "/autodiscover/autodiscover.xml", NULL, NULL, NULL,
+              "Email=autodiscover/x", "", 0 },
+            { "/autodiscover/autodiscover.xml?", NULL, NULL,
+              "Email=autodiscover/x", NULL, "T-PARAM", 0 },
+            { "/autodiscover/autodiscover.xml?Email=autodiscover%2fx", NULL,
+              NULL, NULL, NULL, "T-PARAM", 0 },
+            { "/autodiscover/autodiscover.xml",
+              "application/x-www-form-urlencoded", NULL, NULL, NULL, "", 1 },
+            { "/autodiscover/autodiscover.xml", "text/xml", NULL, NULL, NULL,
+              "", 0 }
+        };
+
+        for (k = 0; k < sizeof(t) / sizeof(t[0]); k++) {
+            req(&r, "POST", t[k].target,
+                t[k].ctype ? "Content-Type" : "X-None",
+                t[k].ctype ? t[k].ctype : "1",
+                t[k].ctype2 ? "Content-Type" : "X-None",
+                t[k].ctype2 ? t[k].ctype2 : "1",
+                t[k].cookie ? "Cookie" : "X-None",
+                t[k].cookie ? t[k].cookie : "1", NULL);
+
+            /* a body read (or, without one, one still to read) */
+            r.req.body_state = t[k].body ? EG_BODY_READ : EG_BODY_PENDING;
+            r.req.body = eg_test_s(t[k].body ? t[k].body : "");
+
+            eg_eval(rs, &r.req, &opts, alloc, &v);
+            CHECK_IDS(&v, t[k].ids);
+            CHECK_INT(v.need_body, t[k].need_body);
+        }
+    }
+
     eg_test_arena_free(&arena);
     eg_ruleset_free(rs);
 }
