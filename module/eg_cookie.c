@@ -127,8 +127,8 @@ eg_cookie_pre_miss(const eg_cookie_scan_t *cs, const unsigned char *p,
     size_t    j;
     uint32_t  pre;
 
-    if (cs->npre == 0 || e - p < 3 || (unsigned char) (p[0] - 0x21) > 0x7e - 0x21
-        || p[0] == '=')
+    if (cs->npre == 0 || e - p < 3
+        || (unsigned char) (p[0] - 0x21) > 0x7e - 0x21 || p[0] == '=')
     {
         return 0;
     }

@@ -155,7 +155,8 @@ typedef enum {
  *                   is 0x20 ("contains", eg_plan_probe_anchor())
  *   EG_PROBE_PARAM: a request parameter can be there: a query, the
  *                   header slot of pos (Cookie), or a first header of
- *                   slot (Content-Type) that starts with 'a' or 'm
+ *                   slot (Content-Type) that starts with 'a' or 'm'
+ *                   ("param:", eg_plan_probe_param())
  */
 #define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
 #define EG_PROBE_PARAM  ((uint64_t) 3 << 60)

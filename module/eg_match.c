@@ -454,7 +454,8 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 
 
 /* which of the anchors in the probe's mask the request has, each looked
-   for once; or a pair probe's answer */
+   for once; or the answer of a pair or parameter probe (EG_PROBE_PAIR,
+   EG_PROBE_PARAM) */
 
 static uint64_t
 eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
