@@ -496,10 +496,10 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 /*
  * A pair probe (eg_plan_probe_anchor()): the value has the byte set[0]
  * and, after it (pos 1) or before it (pos 0), set[1], with its 0x20 bit
- * set where set[1] is a letter.  memchr() finds the first of the byte;
- * the pairs from there are looked for, where SSE2 is and 17 bytes or more
- * are left, 16 at a time (the last block ends at the value's end), else
- * each byte's neighbour, the next byte by memchr().
+ * set where set[1] is a letter.  The rule's anchor probe, just before it,
+ * found the byte, so no memchr() looks for it again first: where SSE2 is,
+ * a value of 17 bytes or more is read 16 pairs at a time (the last block
+ * ends at the value's end); a shorter one byte by byte, by memchr().
  */
 
 static int
@@ -519,18 +519,6 @@ eg_probe_pair(eg_state_t *st, const eg_probe_t *p)
     other = p->set[1];
     fold = p->set[2];
     side = p->pos ? 1 : -1;
-    end = s.data + s.len;
-
-    q = s.len ? memchr(s.data, b, s.len) : NULL;
-
-    if (q == NULL) {
-        return 0;
-    }
-
-    /* the pairs from the one with that byte on */
-
-    s.len = end - q + (side < 0 && q > s.data);
-    s.data = end - s.len;
 
 #if (EG_MATCH_SSE2)
     if (s.len >= 17) {
@@ -563,20 +551,16 @@ eg_probe_pair(eg_state_t *st, const eg_probe_t *p)
     }
 #endif
 
-    /* each of the byte, and its neighbour within the value */
+    /* each of the byte that has a neighbour on its side */
 
-    end -= (side > 0);
+    q = s.data + (side < 0);
+    end = s.data + s.len - (side > 0);
 
-    while (q < end) {
-        if ((side > 0 || q > s.data) && (q[side] | fold) == other) {
+    while (q < end && (q = memchr(q, b, end - q)) != NULL) {
+        if ((q[side] | fold) == other) {
             return 1;
         }
-
         q++;
-
-        if (q == end || (q = memchr(q, b, end - q)) == NULL) {
-            return 0;
-        }
     }
 
     return 0;
