@@ -71,8 +71,7 @@ typedef struct {
     int                  all;
     uint64_t             lens;
     const eg_ruleset_t  *rs;
-    const uint32_t      *pre;       /* rs->cookie_pre, npre of them */
-    size_t               npre;      /* 0: no prefix test */
+    size_t               npre;      /* rs->ncookie_pre; 0: no prefix test */
 } eg_cookie_scan_t;
 
 
@@ -136,7 +135,7 @@ eg_cookie_pre_miss(const eg_cookie_scan_t *cs, const unsigned char *p,
     pre = (p[0] | (p[1] << 8) | ((uint32_t) p[2] << 16)) | 0x202020;
 
     for (j = 0; j < cs->npre; j++) {
-        if (pre == cs->pre[j]) {
+        if (pre == cs->rs->cookie_pre[j]) {
             return 0;
         }
     }
@@ -201,7 +200,6 @@ eg_cookie_semis(const unsigned char *s)
     cs.all = (rs == NULL || rs->all_cookies);                                 \
     cs.lens = cs.all ? 0 : rs->cookie_name_lens;                              \
     cs.rs = rs;                                                               \
-    cs.pre = cs.all ? NULL : rs->cookie_pre;                                  \
     cs.npre = cs.all ? 0 : rs->ncookie_pre;                                   \
     skip = cs.all ? eg_cookie_keep : rs->cookie_skip;                         \
                                                                               \
