@@ -146,8 +146,8 @@ typedef enum {
 } eg_probe_e;
 
 /*
- * Two probes that are anchor probes with a mask of two bits no anchor has
- * (up to EG_MAX_ANCHORS): eg_probe() never finds them looked for, and
+ * Three probes that are anchor probes with a mask of two bits no anchor
+ * has (up to EG_MAX_ANCHORS): eg_probe() never finds them looked for, and
  * takes them out of line as it takes several anchors, so that the walk
  * the compiler inlines into eg_eval() stays as it is.
  *   EG_PROBE_PAIR:  set[0] with set[1] after it (pos 1) or before it
@@ -157,10 +157,16 @@ typedef enum {
  *                   header slot of pos (Cookie), or a first header of
  *                   slot (Content-Type) that starts with 'a' or 'm'
  *                   ("param:", eg_plan_probe_param())
+ *   EG_PROBE_NOT:   the line cond, "not is", "not prefix" or "not suffix"
+ *                   on the path, query or uri, holds: its test, which
+ *                   costs a compare or two ("path not prefix
+ *                   /ecp/DDI/DDIService.svc/Get" skips the ECP rules for
+ *                   each read of the admin pages; eg_plan_probe_not())
  */
 #define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
 #define EG_PROBE_PARAM  ((uint64_t) 3 << 60)
-#define EG_MAX_ANCHORS  60
+#define EG_PROBE_NOT    ((uint64_t) 3 << 58)
+#define EG_MAX_ANCHORS  58
 
 typedef struct {
     uint8_t               kind;      /* eg_probe_e */
@@ -171,6 +177,7 @@ typedef struct {
     uint32_t              pos;
     uint64_t              mask;      /* method names, anchors: bits */
     uint8_t               set[32];   /* a bit per byte */
+    const eg_cond_t      *cond;      /* EG_PROBE_NOT: the line */
 } eg_probe_t;
 
 struct eg_rule_s {

@@ -454,8 +454,8 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 
 
 /* which of the anchors in the probe's mask the request has, each looked
-   for once; or the answer of a pair or parameter probe (EG_PROBE_PAIR,
-   EG_PROBE_PARAM) */
+   for once; or the answer of a pair, parameter or negative line's probe
+   (EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_NOT) */
 
 static uint64_t
 eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
@@ -472,6 +472,10 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 
     if (mask == EG_PROBE_PARAM) {
         return eg_probe_param(st, p);
+    }
+
+    if (mask == EG_PROBE_NOT) {
+        return !p->cond->test(st, p->cond, eg_target_value(st, p->field));
     }
 
     todo = mask & ~st->anchor_done;

@@ -356,6 +356,7 @@ static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
+static void eg_plan_probe_not(eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
@@ -1457,6 +1458,7 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         }
 
         if (c->negate) {
+            eg_plan_probe_not(r, c);
             continue;
         }
 
@@ -1578,6 +1580,35 @@ eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r)
     p->mask = EG_PROBE_PARAM;
     p->pos = (uint32_t) 1 << rs->slot_cookie;
     p->slot = rs->slot_ctype;
+}
+
+
+/*
+ * "not is", "not prefix", "not suffix" on the path, query or uri: the
+ * line itself, a compare or two on a value known at once, is the probe
+ * (EG_PROBE_NOT).  A request that passes it evaluates the line again in
+ * the rule; one that fails it (the ECP admin pages' reads, for "path not
+ * prefix /ecp/DDI/DDIService.svc/Get") skips the rule without a call.
+ */
+
+static void
+eg_plan_probe_not(eg_rule_t *r, const eg_cond_t *c)
+{
+    eg_probe_t  *p;
+
+    if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX)
+        || (c->field != EG_F_PATH && c->field != EG_F_QUERY
+            && c->field != EG_F_URI))
+    {
+        return;
+    }
+
+    p = &r->probes[r->nprobes++];
+    memset(p, 0, sizeof(eg_probe_t));
+    p->kind = EG_PROBE_ANCHOR;
+    p->field = (uint8_t) c->field;
+    p->mask = EG_PROBE_NOT;
+    p->cond = c;
 }
 
 

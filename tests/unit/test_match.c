@@ -46,6 +46,7 @@ static void test_fold(void);
 static void test_cookie_prefix(void);
 static void test_cookie_prefix_edges(void);
 static void test_pair_probes(void);
+static void test_not_probes(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
@@ -2299,6 +2300,185 @@ test_cookie_prefix(void)
 
 
 /*
+ * The probe of a "not is", "not prefix" or "not suffix" line on the path,
+ * query or uri (EG_PROBE_NOT): planned for those lines only, with the line
+ * it tests; a request that has the value the line excludes, in any case,
+ * skips the rule, and any other is decided as without the probe.  Random
+ * targets near the excluded values, each evaluated with the rule's probes
+ * and without them.
+ */
+
+static void
+test_not_probes(void)
+{
+    int               t, bad, hits, misses, want;
+    char              idbuf[256], want_ids[128], target[160];
+    size_t            i, j, n, k, len;
+    unsigned          seed, nprobes[5];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_rule_t        *rule;
+    eg_test_arena_t   arena;
+    static const char  *pieces[] = {
+        "/ecp/", "/ECP/", "DDI/", "ddi/", "DDIService.svc/", "ddiservice.SVC/",
+        "Get", "GET", "Ge", "List", "Set", "x", "/", "%44", "%2f", "?",
+        "a=1", "A=1", "a%3d1", ".js", ".JS", "&", "/q", "/s/", "/r/"
+    };
+    /* rule, line: the lines with an EG_PROBE_NOT probe */
+    static const size_t  planned[][2] = { { 0, 1 }, { 1, 0 }, { 2, 0 } };
+
+    rs = RULES(RULE("T-NP", "block",
+                    "    match method not is GET HEAD\n"
+                    "    match path not prefix /ecp/DDI/DDIService.svc/Get\n"
+                    "    match path prefix /ecp/\n")
+               RULE("T-NQ", "block",
+                    "    match query not is a=1 b=2\n"
+                    "    match path is /q\n")
+               RULE("T-NS", "block",
+                    "    match uri not suffix .js .css\n"
+                    "    match path prefix /s/\n")
+               RULE("T-NR", "block",
+                    "    match path not regex ^/r/x\n"
+                    "    match path prefix /r/\n")
+               RULE("T-NH", "block",
+                    "    match header:X-T not prefix a\n"
+                    "    match method is PUT\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    /* the plan: one probe per such line, none for a regex, a header or
+       the method (which has its own) */
+
+    n = 0;
+    for (i = 0; i < 5; i++) {
+        rule = rs->rules[i];
+        nprobes[i] = (unsigned) rule->nprobes;
+
+        for (j = 0; j < rule->nprobes; j++) {
+            if (rule->probes[j].kind != EG_PROBE_ANCHOR
+                || rule->probes[j].mask != EG_PROBE_NOT)
+            {
+                continue;
+            }
+
+            for (k = 0; k < sizeof(planned) / sizeof(planned[0]); k++) {
+                if (planned[k][0] == i
+                    && rule->probes[j].cond == &rule->conds[planned[k][1]])
+                {
+                    break;
+                }
+            }
+
+            CHECK(k < sizeof(planned) / sizeof(planned[0]));
+            n++;
+        }
+    }
+    CHECK_INT(n, 3);
+
+    /* the excluded values, in any case and as IIS reads them */
+
+    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/GetList", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/ECP/ddi/ddiservice.SVC/getobject", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/ecp/%44DI/DDIService.svc/GetList", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/SetObject", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NP");
+    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/Ge", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NP");
+
+    eg_eval(rs, req(&r, "GET", "/q?A=1", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/q?a%3d1", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/q?a=12", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NQ");
+    eg_eval(rs, req(&r, "GET", "/q", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NQ");
+
+    eg_eval(rs, req(&r, "GET", "/s/x.JS", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/s/x.js?y", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NS");
+
+    /* random targets from the pieces: the same verdict with the probes
+       and without */
+
+    seed = 11;
+    bad = 0;
+    hits = 0;
+    misses = 0;
+
+    for (t = 0; t < 20000; t++) {
+        len = 0;
+        n = 1 + (lcg(&seed) >> 16) % 7;
+
+        for (i = 0; i < n; i++) {
+            k = (lcg(&seed) >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
+            if (len + strlen(pieces[k]) >= sizeof(target)) {
+                break;
+            }
+            memcpy(target + len, pieces[k], strlen(pieces[k]));
+            len += strlen(pieces[k]);
+        }
+        target[len] = '\0';
+
+        for (i = 0; i < 5; i++) {
+            rs->rules[i]->nprobes = 0;
+        }
+
+        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target, NULL), &opts,
+                alloc, &v);
+        want = (int) v.total;
+        ids(&v, want_ids, sizeof(want_ids));
+
+        for (i = 0; i < 5; i++) {
+            rs->rules[i]->nprobes = nprobes[i];
+        }
+
+        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target, NULL), &opts,
+                alloc, &v);
+
+        if ((int) v.total != want
+            || strcmp(ids(&v, idbuf, sizeof(idbuf)), want_ids) != 0)
+        {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%s\": \"%s\" with the "
+                             "probes, \"%s\" without", target, idbuf,
+                             want_ids);
+            }
+            continue;
+        }
+
+        eg_test_pass();
+
+        if (want) {
+            hits++;
+        } else {
+            misses++;
+        }
+    }
+
+    CHECK_INT(bad, 0);
+    CHECK(hits > 1000);
+    CHECK(misses > 1000);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/*
  * The lack tables (up to 64 rules, eg_plan_lack()): a rule is dropped at
  * once when the request lacks a header of slots 0-7 or a cookie of the
  * wanted names 0-7 it needs, or has a shorter path or query than it needs
@@ -2551,6 +2731,7 @@ main(void)
     EG_RUN(test_cookie_prefix);
     EG_RUN(test_cookie_prefix_edges);
     EG_RUN(test_pair_probes);
+    EG_RUN(test_not_probes);
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
 
