@@ -157,16 +157,22 @@ typedef enum {
  *                   header slot of pos (Cookie), or a first header of
  *                   slot (Content-Type) that starts with 'a' or 'm'
  *                   ("param:", eg_plan_probe_param())
- *   EG_PROBE_NOT:   the line cond, "not is", "not prefix" or "not suffix"
- *                   on the path, query or uri, holds: its test, which
- *                   costs a compare or two ("path not prefix
- *                   /ecp/DDI/DDIService.svc/Get" skips the ECP rules for
- *                   each read of the admin pages; eg_plan_probe_not())
+ *   EG_PROBE_NOT:   with the bit of an anchor slot that holds no byte
+ *                   (EG_ANCHOR_NOT): the line cond, "not is", "not
+ *                   prefix" or "not suffix" on the path, query or uri,
+ *                   holds.  Its test, a compare or two, is made once per
+ *                   request for the rules that share the line: its two
+ *                   bits are marked looked for with the slot's, so the
+ *                   next rule's probe takes the answer inline ("path not
+ *                   prefix /ecp/DDI/DDIService.svc/Get" skips both ECP
+ *                   rules for each read of the admin pages;
+ *                   eg_plan_probe_not())
  */
 #define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
 #define EG_PROBE_PARAM  ((uint64_t) 3 << 60)
 #define EG_PROBE_NOT    ((uint64_t) 3 << 58)
 #define EG_MAX_ANCHORS  58
+#define EG_ANCHOR_NOT   0xff
 
 typedef struct {
     uint8_t               kind;      /* eg_probe_e */
@@ -177,7 +183,6 @@ typedef struct {
     uint32_t              pos;
     uint64_t              mask;      /* method names, anchors: bits */
     uint8_t               set[32];   /* a bit per byte */
-    const eg_cond_t      *cond;      /* EG_PROBE_NOT: the line */
 } eg_probe_t;
 
 struct eg_rule_s {
@@ -319,8 +324,11 @@ struct eg_ruleset_s {
     eg_str_t              methods[64];   /* lower case */
     uint64_t              method_words[64];  /* up to 8 bytes: packed */
     size_t                nmethods;
-    uint8_t               anchor_field[64];
+    uint8_t               anchor_field[64];  /* EG_ANCHOR_NOT: none, the
+                                                slot of a negative line's
+                                                probe (anchor_not) */
     unsigned char         anchor_byte[64];
+    const eg_cond_t      *anchor_not[64];
     size_t                nanchors;
 
     int                   slot_ctype;    /* Content-Type, for forms */

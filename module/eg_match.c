@@ -460,9 +460,10 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 static uint64_t
 eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 {
-    unsigned  k;
-    uint64_t  todo, mask;
-    eg_str_t  s;
+    unsigned          k;
+    uint64_t          todo, mask;
+    eg_str_t          s;
+    const eg_cond_t  *c;
 
     mask = p->mask;
 
@@ -474,8 +475,17 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
         return eg_probe_param(st, p);
     }
 
-    if (mask == EG_PROBE_NOT) {
-        return !p->cond->test(st, p->cond, eg_target_value(st, p->field));
+    if ((mask & EG_PROBE_NOT) == EG_PROBE_NOT) {
+        /* its slot's bit: the line's answer, for every rule that has it */
+        k = eg_ctz64(mask);
+        c = st->rs->anchor_not[k];
+
+        if (!c->test(st, c, eg_target_value(st, p->field))) {
+            st->anchor_res |= mask & ~EG_PROBE_NOT;
+        }
+
+        st->anchor_done |= mask;
+        return st->anchor_res & mask;
     }
 
     todo = mask & ~st->anchor_done;

@@ -356,7 +356,8 @@ static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
-static void eg_plan_probe_not(eg_rule_t *r, const eg_cond_t *c);
+static void eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r,
+    const eg_cond_t *c);
 static void eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
@@ -1458,7 +1459,7 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         }
 
         if (c->negate) {
-            eg_plan_probe_not(r, c);
+            eg_plan_probe_not(rs, r, c);
             continue;
         }
 
@@ -1589,12 +1590,16 @@ eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r)
  * (EG_PROBE_NOT).  A request that passes it evaluates the line again in
  * the rule; one that fails it (the ECP admin pages' reads, for "path not
  * prefix /ecp/DDI/DDIService.svc/Get") skips the rule without a call.
+ * The rules with the same line share an anchor slot, whose bit holds the
+ * answer once it is known.
  */
 
 static void
-eg_plan_probe_not(eg_rule_t *r, const eg_cond_t *c)
+eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 {
-    eg_probe_t  *p;
+    size_t            i, k;
+    eg_probe_t       *p;
+    const eg_cond_t  *d;
 
     if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX)
         || (c->field != EG_F_PATH && c->field != EG_F_QUERY
@@ -1603,12 +1608,44 @@ eg_plan_probe_not(eg_rule_t *r, const eg_cond_t *c)
         return;
     }
 
+    for (k = 0; k < rs->nanchors; k++) {
+        d = rs->anchor_not[k];
+
+        if (rs->anchor_field[k] != EG_ANCHOR_NOT || d->field != c->field
+            || d->op != c->op || d->nargs != c->nargs)
+        {
+            continue;
+        }
+
+        for (i = 0; i < c->nargs; i++) {
+            if (d->args[i].len != c->args[i].len
+                || memcmp(d->args[i].data, c->args[i].data, c->args[i].len)
+                   != 0)
+            {
+                break;
+            }
+        }
+
+        if (i == c->nargs) {
+            break;
+        }
+    }
+
+    if (k == rs->nanchors) {
+        if (k == EG_MAX_ANCHORS) {
+            return;
+        }
+        rs->anchor_field[k] = EG_ANCHOR_NOT;
+        rs->anchor_byte[k] = 0;
+        rs->anchor_not[k] = c;
+        rs->nanchors++;
+    }
+
     p = &r->probes[r->nprobes++];
     memset(p, 0, sizeof(eg_probe_t));
     p->kind = EG_PROBE_ANCHOR;
     p->field = (uint8_t) c->field;
-    p->mask = EG_PROBE_NOT;
-    p->cond = c;
+    p->mask = EG_PROBE_NOT | (uint64_t) 1 << k;
 }
 
 

@@ -2302,10 +2302,11 @@ test_cookie_prefix(void)
 /*
  * The probe of a "not is", "not prefix" or "not suffix" line on the path,
  * query or uri (EG_PROBE_NOT): planned for those lines only, with the line
- * it tests; a request that has the value the line excludes, in any case,
- * skips the rule, and any other is decided as without the probe.  Random
- * targets near the excluded values, each evaluated with the rule's probes
- * and without them.
+ * it tests, one anchor slot for the rules that have the same line; a
+ * request that has the value the line excludes, in any case, skips the
+ * rule, and any other is decided as without the probe.  Random targets
+ * near the excluded values, each evaluated with the rules' probes and
+ * without them.
  */
 
 static void
@@ -2314,7 +2315,8 @@ test_not_probes(void)
     int               t, bad, hits, misses, want;
     char              idbuf[256], want_ids[128], target[160];
     size_t            i, j, n, k, len;
-    unsigned          seed, nprobes[5];
+    unsigned          seed, nprobes[10];
+    uint64_t          mask, slots[10];
     req_t             r;
     eg_alloc_t       *alloc;
     eg_options_t      opts;
@@ -2325,18 +2327,25 @@ test_not_probes(void)
     static const char  *pieces[] = {
         "/ecp/", "/ECP/", "DDI/", "ddi/", "DDIService.svc/", "ddiservice.SVC/",
         "Get", "GET", "Ge", "List", "Set", "x", "/", "%44", "%2f", "?",
-        "a=1", "A=1", "a%3d1", ".js", ".JS", "&", "/q", "/s/", "/r/"
+        "a=1", "A=1", "a%3d1", ".js", ".JS", "&", "/q", "/s/", "/r/", "/x", "b=2", "2"
     };
-    /* rule, line: the lines with an EG_PROBE_NOT probe */
-    static const size_t  planned[][2] = { { 0, 1 }, { 1, 0 }, { 2, 0 } };
+    /* rule, line: the lines with an EG_PROBE_NOT probe, and the line
+       whose slot each shares: T-NP2's is T-NP's */
+    static const size_t  planned[][4] = {
+        { 1, 1, 1, 1 }, { 2, 0, 2, 0 }, { 3, 0, 3, 0 }, { 6, 0, 1, 1 },
+        { 7, 0, 7, 0 }, { 8, 0, 8, 0 }, { 9, 0, 9, 0 }
+    };
 
-    rs = RULES(RULE("T-NP", "block",
+    rs = RULES(RULE("T-NC", "block",
+                    "    match query contains -x\n"
+                    "    match uri prefix /z\n")
+               RULE("T-NP", "block",
                     "    match method not is GET HEAD\n"
                     "    match path not prefix /ecp/DDI/DDIService.svc/Get\n"
                     "    match path prefix /ecp/\n")
                RULE("T-NQ", "block",
                     "    match query not is a=1 b=2\n"
-                    "    match path is /q\n")
+                    "    match uri prefix /q\n")
                RULE("T-NS", "block",
                     "    match uri not suffix .js .css\n"
                     "    match path prefix /s/\n")
@@ -2345,29 +2354,50 @@ test_not_probes(void)
                     "    match path prefix /r/\n")
                RULE("T-NH", "block",
                     "    match header:X-T not prefix a\n"
-                    "    match method is PUT\n"));
+                    "    match method is PUT\n")
+               RULE("T-NP2", "log",
+                    "    match path not prefix /ecp/DDI/DDIService.svc/Get\n"
+                    "    match path suffix /x\n")
+               RULE("T-NQ2", "log",
+                    "    match query not prefix a=1 b=2\n"
+                    "    match uri prefix /q\n")
+               RULE("T-NU", "log",
+                    "    match uri not is a=1 b=2\n"
+                    "    match uri prefix /q\n")
+               RULE("T-NQ3", "log",
+                    "    match query not is a=1 b=\n"
+                    "    match uri prefix /q\n"));
 
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
 
     /* the plan: one probe per such line, none for a regex, a header or
-       the method (which has its own) */
+       the method (which has its own); the same line, one slot */
 
     n = 0;
-    for (i = 0; i < 5; i++) {
+    for (i = 0; i < 10; i++) {
         rule = rs->rules[i];
         nprobes[i] = (unsigned) rule->nprobes;
+        slots[i] = 0;
 
         for (j = 0; j < rule->nprobes; j++) {
+            mask = rule->probes[j].mask;
+
             if (rule->probes[j].kind != EG_PROBE_ANCHOR
-                || rule->probes[j].mask != EG_PROBE_NOT)
+                || (mask & EG_PROBE_NOT) != EG_PROBE_NOT)
             {
                 continue;
             }
 
+            mask &= ~EG_PROBE_NOT;
+            CHECK(mask != 0 && (mask & (mask - 1)) == 0);
+            slots[i] = mask;
+
             for (k = 0; k < sizeof(planned) / sizeof(planned[0]); k++) {
                 if (planned[k][0] == i
-                    && rule->probes[j].cond == &rule->conds[planned[k][1]])
+                    && rs->anchor_field[eg_ctz64(mask)] == EG_ANCHOR_NOT
+                    && rs->anchor_not[eg_ctz64(mask)]
+                       == &rs->rules[planned[k][2]]->conds[planned[k][3]])
                 {
                     break;
                 }
@@ -2377,7 +2407,17 @@ test_not_probes(void)
             n++;
         }
     }
-    CHECK_INT(n, 3);
+    CHECK_INT(n, 7);
+
+    CHECK(slots[0] == 0 && slots[4] == 0 && slots[5] == 0);
+
+    for (i = 1; i < 10; i++) {
+        for (j = 1; j < i; j++) {
+            if (slots[i] && slots[j]) {
+                CHECK((slots[i] == slots[j]) == (i == 6 && j == 1));
+            }
+        }
+    }
 
     /* the excluded values, in any case and as IIS reads them */
 
@@ -2397,14 +2437,29 @@ test_not_probes(void)
             &opts, alloc, &v);
     CHECK_IDS(&v, "T-NP");
 
+    /* the shared slot: the first rule's answer is the second's */
+
+    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/GetX/x", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/SetX/x", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NP,T-NP2");
+    eg_eval(rs, req(&r, "GET", "/ecp/x/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NP2");
+
     eg_eval(rs, req(&r, "GET", "/q?A=1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
+    CHECK_IDS(&v, "T-NU");
     eg_eval(rs, req(&r, "GET", "/q?a%3d1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
+    CHECK_IDS(&v, "T-NU");
     eg_eval(rs, req(&r, "GET", "/q?a=12", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ");
+    CHECK_IDS(&v, "T-NQ,T-NU,T-NQ3");
+    eg_eval(rs, req(&r, "GET", "/q?b=1", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3");
+    eg_eval(rs, req(&r, "GET", "/q?b=2", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-NU,T-NQ3");
     eg_eval(rs, req(&r, "GET", "/q", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ");
+    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3");
 
     eg_eval(rs, req(&r, "GET", "/s/x.JS", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "");
@@ -2433,7 +2488,7 @@ test_not_probes(void)
         }
         target[len] = '\0';
 
-        for (i = 0; i < 5; i++) {
+        for (i = 0; i < 10; i++) {
             rs->rules[i]->nprobes = 0;
         }
 
@@ -2442,7 +2497,7 @@ test_not_probes(void)
         want = (int) v.total;
         ids(&v, want_ids, sizeof(want_ids));
 
-        for (i = 0; i < 5; i++) {
+        for (i = 0; i < 10; i++) {
             rs->rules[i]->nprobes = nprobes[i];
         }
 
