@@ -140,7 +140,8 @@ typedef struct eg_cond_s {
 typedef enum {
     EG_PROBE_BYTE = 0,  /* the byte at pos (from the end: tail) is in set */
     EG_PROBE_ANCHOR,    /* the value has one of the anchor bytes (mask);
-                           or EG_PROBE_PAIR, EG_PROBE_PARAM (below) */
+                           or EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_LINE
+                           (below) */
     EG_PROBE_METHOD,    /* the method is one of mask's (negate: is not) */
     EG_PROBE_TRUSTED    /* trusted networks are configured */
 } eg_probe_e;
@@ -157,22 +158,25 @@ typedef enum {
  *                   header slot of pos (Cookie), or a first header of
  *                   slot (Content-Type) that starts with 'a' or 'm'
  *                   ("param:", eg_plan_probe_param())
- *   EG_PROBE_NOT:   with the bit of an anchor slot that holds no byte
- *                   (EG_ANCHOR_NOT): the line cond, "not is", "not
- *                   prefix" or "not suffix" on the path, query or uri,
- *                   holds.  Its test, a compare or two, is made once per
- *                   request for the rules that share the line: its two
- *                   bits are marked looked for with the slot's, so the
- *                   next rule's probe takes the answer inline ("path not
- *                   prefix /ecp/DDI/DDIService.svc/Get" skips both ECP
- *                   rules for each read of the admin pages;
- *                   eg_plan_probe_not())
+ *   EG_PROBE_LINE:  with the bit of an anchor slot that holds no byte
+ *                   (EG_ANCHOR_LINE): the line anchor_line[bit] holds,
+ *                   by its own test, a compare or two: "not is", "not
+ *                   prefix" or "not suffix" on the path, query or uri;
+ *                   "is", "prefix" or "suffix" with a list of arguments
+ *                   on those or a header, where byte probes at two
+ *                   places cannot tell the list apart.  The test is made
+ *                   once per request for the rules that share the line:
+ *                   the probe's two bits are marked looked for with the
+ *                   slot's, so the next rule's probe takes the answer
+ *                   inline ("path not prefix /ecp/DDI/DDIService.svc/Get"
+ *                   skips both ECP rules for each read of the admin
+ *                   pages; eg_plan_probe_line())
  */
 #define EG_PROBE_PAIR   ((uint64_t) 3 << 62)
 #define EG_PROBE_PARAM  ((uint64_t) 3 << 60)
-#define EG_PROBE_NOT    ((uint64_t) 3 << 58)
+#define EG_PROBE_LINE   ((uint64_t) 3 << 58)
 #define EG_MAX_ANCHORS  58
-#define EG_ANCHOR_NOT   0xff
+#define EG_ANCHOR_LINE  0xff
 
 typedef struct {
     uint8_t               kind;      /* eg_probe_e */
@@ -324,11 +328,11 @@ struct eg_ruleset_s {
     eg_str_t              methods[64];   /* lower case */
     uint64_t              method_words[64];  /* up to 8 bytes: packed */
     size_t                nmethods;
-    uint8_t               anchor_field[64];  /* EG_ANCHOR_NOT: none, the
-                                                slot of a negative line's
-                                                probe (anchor_not) */
+    uint8_t               anchor_field[64];  /* EG_ANCHOR_LINE: none, the
+                                                slot of a line probe
+                                                (anchor_line) */
     unsigned char         anchor_byte[64];
-    const eg_cond_t      *anchor_not[64];
+    const eg_cond_t      *anchor_line[64];
     size_t                nanchors;
 
     int                   slot_ctype;    /* Content-Type, for forms */

@@ -122,6 +122,7 @@ static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st,
     const eg_probe_t *p);
 static int eg_probe_pair(eg_state_t *st, const eg_probe_t *p);
 static int eg_probe_param(eg_state_t *st, const eg_probe_t *p);
+static int eg_probe_line(eg_state_t *st, const eg_cond_t *c);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
     const eg_match_t *m);
@@ -455,15 +456,14 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 
 /* which of the anchors in the probe's mask the request has, each looked
    for once; or the answer of a pair, parameter or negative line's probe
-   (EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_NOT) */
+   (EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_LINE) */
 
 static uint64_t
 eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 {
-    unsigned          k;
-    uint64_t          todo, mask;
-    eg_str_t          s;
-    const eg_cond_t  *c;
+    unsigned  k;
+    uint64_t  todo, mask;
+    eg_str_t  s;
 
     mask = p->mask;
 
@@ -475,13 +475,12 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
         return eg_probe_param(st, p);
     }
 
-    if ((mask & EG_PROBE_NOT) == EG_PROBE_NOT) {
+    if ((mask & EG_PROBE_LINE) == EG_PROBE_LINE) {
         /* its slot's bit: the line's answer, for every rule that has it */
         k = eg_ctz64(mask);
-        c = st->rs->anchor_not[k];
 
-        if (!c->test(st, c, eg_target_value(st, p->field))) {
-            st->anchor_res |= mask & ~EG_PROBE_NOT;
+        if (eg_probe_line(st, st->rs->anchor_line[k])) {
+            st->anchor_res |= mask & ~EG_PROBE_LINE;
         }
 
         st->anchor_done |= mask;
@@ -504,6 +503,40 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
     }
 
     return st->anchor_res & mask;
+}
+
+
+/*
+ * A line probe (eg_plan_probe_line()): the line holds, by its own test, on
+ * the value it reads.  A header that is not there once, or is too long,
+ * passes: the rule decides it, and reports the limit.
+ */
+
+static int
+eg_probe_line(eg_state_t *st, const eg_cond_t *c)
+{
+    eg_str_t            s;
+    const eg_header_t  *h;
+
+    if (c->field != EG_F_HEADER) {
+        s = eg_target_value(st, c->field);
+
+    } else {
+        if (!(st->present & ((uint32_t) 1 << c->slot))
+            || st->end[c->slot] != st->first[c->slot] + 1)
+        {
+            return 1;
+        }
+
+        h = &st->req->headers[st->first[c->slot]];
+        if (h->value.len > eg_max_header_bytes(st)) {
+            return 1;
+        }
+
+        s = h->value;
+    }
+
+    return (c->test(st, c, s) != 0) != (c->negate != 0);
 }
 
 

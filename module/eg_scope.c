@@ -356,7 +356,7 @@ static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
-static void eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r,
+static int eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
 static void eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
@@ -1459,7 +1459,7 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         }
 
         if (c->negate) {
-            eg_plan_probe_not(rs, r, c);
+            (void) eg_plan_probe_line(rs, r, c);
             continue;
         }
 
@@ -1493,6 +1493,17 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
 
     if (rs->scope) {
         eg_plan_probes_scoped(r);
+    }
+
+    /* after the cheaper ones, the lists' own tests: the last line first,
+       the telling one (eg_rule_matches()) */
+
+    for (j = r->nconds; j > 0 && r->nprobes < EG_MAX_PROBES; j--) {
+        c = &r->conds[j - 1];
+
+        if (!c->negate) {
+            (void) eg_plan_probe_line(rs, r, c);
+        }
     }
 }
 
@@ -1585,34 +1596,44 @@ eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r)
 
 
 /*
- * "not is", "not prefix", "not suffix" on the path, query or uri: the
- * line itself, a compare or two on a value known at once, is the probe
- * (EG_PROBE_NOT).  A request that passes it evaluates the line again in
- * the rule; one that fails it (the ECP admin pages' reads, for "path not
- * prefix /ecp/DDI/DDIService.svc/Get") skips the rule without a call.
- * The rules with the same line share an anchor slot, whose bit holds the
- * answer once it is known.
+ * A line whose own test, a compare or two on one value, is the probe
+ * (EG_PROBE_LINE): "not is", "not prefix", "not suffix" on the path, query
+ * or uri; "is", "prefix", "suffix" with more than one argument on those or
+ * on a header with a slot.  A request that passes it evaluates the line
+ * again in the rule; one that fails it skips the rule without a call: the
+ * ECP admin pages' reads skip the ECP rules by "path not prefix
+ * /ecp/DDI/DDIService.svc/Get", their POSTs EG-PL-010 by its list of
+ * suffixes, and the EWS Managed API's User-Agent
+ * (ExchangeServicesClient/15...) EG-PL-020 by "antSword/
+ * ExchangeServicesClient/0.0.0.0", whose byte probes it passes.  A
+ * single argument gets none: the byte probes at its two rarest places
+ * decide nearly every value.  The rules with the same line share an
+ * anchor slot, whose bit holds the answer once it is known.
  */
 
-static void
-eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
+static int
+eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 {
     size_t            i, k;
     eg_probe_t       *p;
     const eg_cond_t  *d;
 
     if ((c->op != EG_OP_IS && c->op != EG_OP_PREFIX && c->op != EG_OP_SUFFIX)
-        || (c->field != EG_F_PATH && c->field != EG_F_QUERY
-            && c->field != EG_F_URI))
+        || (c->field == EG_F_HEADER ? c->negate || c->slot < 0
+            : c->field != EG_F_PATH && c->field != EG_F_QUERY
+              && c->field != EG_F_URI)
+        || (!c->negate && c->nargs < 2)
+        || r->nprobes == EG_MAX_PROBES)
     {
-        return;
+        return 0;
     }
 
     for (k = 0; k < rs->nanchors; k++) {
-        d = rs->anchor_not[k];
+        d = rs->anchor_line[k];
 
-        if (rs->anchor_field[k] != EG_ANCHOR_NOT || d->field != c->field
-            || d->op != c->op || d->nargs != c->nargs)
+        if (rs->anchor_field[k] != EG_ANCHOR_LINE || d->field != c->field
+            || d->slot != c->slot || d->op != c->op || d->negate != c->negate
+            || d->nargs != c->nargs)
         {
             continue;
         }
@@ -1633,11 +1654,11 @@ eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 
     if (k == rs->nanchors) {
         if (k == EG_MAX_ANCHORS) {
-            return;
+            return 0;
         }
-        rs->anchor_field[k] = EG_ANCHOR_NOT;
+        rs->anchor_field[k] = EG_ANCHOR_LINE;
         rs->anchor_byte[k] = 0;
-        rs->anchor_not[k] = c;
+        rs->anchor_line[k] = c;
         rs->nanchors++;
     }
 
@@ -1645,7 +1666,9 @@ eg_plan_probe_not(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
     memset(p, 0, sizeof(eg_probe_t));
     p->kind = EG_PROBE_ANCHOR;
     p->field = (uint8_t) c->field;
-    p->mask = EG_PROBE_NOT | (uint64_t) 1 << k;
+    p->mask = EG_PROBE_LINE | (uint64_t) 1 << k;
+
+    return 1;
 }
 
 

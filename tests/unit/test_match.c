@@ -46,7 +46,7 @@ static void test_fold(void);
 static void test_cookie_prefix(void);
 static void test_cookie_prefix_edges(void);
 static void test_pair_probes(void);
-static void test_not_probes(void);
+static void test_line_probes(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
@@ -2300,23 +2300,24 @@ test_cookie_prefix(void)
 
 
 /*
- * The probe of a "not is", "not prefix" or "not suffix" line on the path,
- * query or uri (EG_PROBE_NOT): planned for those lines only, with the line
- * it tests, one anchor slot for the rules that have the same line; a
- * request that has the value the line excludes, in any case, skips the
- * rule, and any other is decided as without the probe.  Random targets
- * near the excluded values, each evaluated with the rules' probes and
- * without them.
+ * Line probes (EG_PROBE_LINE): planned for a "not is", "not prefix" or
+ * "not suffix" line on the path, query or uri, and for an "is", "prefix"
+ * or "suffix" line with a list on those or a header, after the other
+ * probes; with the line they test, one anchor slot for the rules that
+ * have the same line.  A request that has the value a negative line
+ * excludes, in any case, or none of a list's, skips the rule, and any
+ * other is decided as without the probe.  Random targets and headers near
+ * those values, each evaluated with the rules' probes and without them.
  */
 
 static void
-test_not_probes(void)
+test_line_probes(void)
 {
     int               t, bad, hits, misses, want;
-    char              idbuf[256], want_ids[128], target[160];
-    size_t            i, j, n, k, len;
-    unsigned          seed, nprobes[10];
-    uint64_t          mask, slots[10];
+    char              idbuf[256], want_ids[128], target[160], hv[2][64];
+    size_t            i, j, n, k, len, nh;
+    unsigned          seed, nprobes[16];
+    uint64_t          mask, slots[16];
     req_t             r;
     eg_alloc_t       *alloc;
     eg_options_t      opts;
@@ -2327,13 +2328,19 @@ test_not_probes(void)
     static const char  *pieces[] = {
         "/ecp/", "/ECP/", "DDI/", "ddi/", "DDIService.svc/", "ddiservice.SVC/",
         "Get", "GET", "Ge", "List", "Set", "x", "/", "%44", "%2f", "?",
-        "a=1", "A=1", "a%3d1", ".js", ".JS", "&", "/q", "/s/", "/r/", "/x", "b=2", "2"
+        "a=1", "A=1", "a%3d1", ".js", ".JS", "&", "/q", "/s/", "/r/", "/x",
+        "b=2", "2", "/l/", ".css", ".cs"
     };
-    /* rule, line: the lines with an EG_PROBE_NOT probe, and the line
+    static const char  *hpieces[] = {
+        "abc/", "ABC", "defghijklmnop/0.0", "DEFGHIJKLMNOP/", "0.0", "1", " "
+    };
+    /* rule, line: the lines with an EG_PROBE_LINE probe, and the line
        whose slot each shares: T-NP2's is T-NP's */
     static const size_t  planned[][4] = {
         { 1, 1, 1, 1 }, { 2, 0, 2, 0 }, { 3, 0, 3, 0 }, { 6, 0, 1, 1 },
-        { 7, 0, 7, 0 }, { 8, 0, 8, 0 }, { 9, 0, 9, 0 }
+        { 7, 0, 7, 0 }, { 8, 0, 8, 0 }, { 9, 0, 9, 0 }, { 10, 0, 10, 0 },
+        { 11, 1, 11, 1 }, { 12, 0, 10, 0 }, { 13, 0, 13, 0 },
+        { 14, 0, 14, 0 }, { 15, 0, 15, 0 }
     };
 
     rs = RULES(RULE("T-NC", "block",
@@ -2366,7 +2373,23 @@ test_not_probes(void)
                     "    match uri prefix /q\n")
                RULE("T-NQ3", "log",
                     "    match query not is a=1 b=\n"
-                    "    match uri prefix /q\n"));
+                    "    match uri prefix /q\n")
+               RULE("T-LH", "log",
+                    "    match header:X-L prefix abc/ defghijklmnop/0.0\n")
+               RULE("T-LP", "block",
+                    "    match path prefix /l/\n"
+                    "    match path suffix .js .css\n")
+               RULE("T-LH2", "block",
+                    "    match header:x-l prefix abc/ defghijklmnop/0.0\n"
+                    "    match method is POST\n")
+               RULE("T-NQP", "block",
+                    "    match query is a=1 b=2\n"
+                    "    match uri prefix /q\n")
+               RULE("T-NQ4", "log",
+                    "    match query not is a=1\n"
+                    "    match uri prefix /q\n")
+               RULE("T-LM", "log",
+                    "    match header:X-M prefix abc/ defghijklmnop/0.0\n"));
 
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
@@ -2375,7 +2398,7 @@ test_not_probes(void)
        the method (which has its own); the same line, one slot */
 
     n = 0;
-    for (i = 0; i < 10; i++) {
+    for (i = 0; i < 16; i++) {
         rule = rs->rules[i];
         nprobes[i] = (unsigned) rule->nprobes;
         slots[i] = 0;
@@ -2384,19 +2407,19 @@ test_not_probes(void)
             mask = rule->probes[j].mask;
 
             if (rule->probes[j].kind != EG_PROBE_ANCHOR
-                || (mask & EG_PROBE_NOT) != EG_PROBE_NOT)
+                || (mask & EG_PROBE_LINE) != EG_PROBE_LINE)
             {
                 continue;
             }
 
-            mask &= ~EG_PROBE_NOT;
+            mask &= ~EG_PROBE_LINE;
             CHECK(mask != 0 && (mask & (mask - 1)) == 0);
             slots[i] = mask;
 
             for (k = 0; k < sizeof(planned) / sizeof(planned[0]); k++) {
                 if (planned[k][0] == i
-                    && rs->anchor_field[eg_ctz64(mask)] == EG_ANCHOR_NOT
-                    && rs->anchor_not[eg_ctz64(mask)]
+                    && rs->anchor_field[eg_ctz64(mask)] == EG_ANCHOR_LINE
+                    && rs->anchor_line[eg_ctz64(mask)]
                        == &rs->rules[planned[k][2]]->conds[planned[k][3]])
                 {
                     break;
@@ -2407,16 +2430,26 @@ test_not_probes(void)
             n++;
         }
     }
-    CHECK_INT(n, 7);
-
+    CHECK_INT(n, 13);
     CHECK(slots[0] == 0 && slots[4] == 0 && slots[5] == 0);
 
-    for (i = 1; i < 10; i++) {
+    for (i = 1; i < 16; i++) {
         for (j = 1; j < i; j++) {
             if (slots[i] && slots[j]) {
-                CHECK((slots[i] == slots[j]) == (i == 6 && j == 1));
+                CHECK((slots[i] == slots[j])
+                      == ((i == 6 && j == 1) || (i == 12 && j == 10)));
             }
         }
+    }
+
+    /* a list's line probe comes after the byte probes */
+
+    rule = rs->rules[11];
+    CHECK(rule->nprobes > 1
+          && (rule->probes[rule->nprobes - 1].mask & EG_PROBE_LINE)
+             == EG_PROBE_LINE);
+    for (j = 0; j + 1 < rule->nprobes; j++) {
+        CHECK(rule->probes[j].kind == EG_PROBE_BYTE);
     }
 
     /* the excluded values, in any case and as IIS reads them */
@@ -2449,25 +2482,51 @@ test_not_probes(void)
     CHECK_IDS(&v, "T-NP2");
 
     eg_eval(rs, req(&r, "GET", "/q?A=1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU");
+    CHECK_IDS(&v, "T-NU,T-NQP");
     eg_eval(rs, req(&r, "GET", "/q?a%3d1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU");
+    CHECK_IDS(&v, "T-NU,T-NQP");
     eg_eval(rs, req(&r, "GET", "/q?a=12", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NU,T-NQ3");
+    CHECK_IDS(&v, "T-NQ,T-NU,T-NQ3,T-NQ4");
     eg_eval(rs, req(&r, "GET", "/q?b=1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3");
+    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4");
     eg_eval(rs, req(&r, "GET", "/q?b=2", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU,T-NQ3");
+    CHECK_IDS(&v, "T-NU,T-NQ3,T-NQP,T-NQ4");
     eg_eval(rs, req(&r, "GET", "/q", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3");
+    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4");
 
     eg_eval(rs, req(&r, "GET", "/s/x.JS", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "");
     eg_eval(rs, req(&r, "GET", "/s/x.js?y", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "T-NS");
 
-    /* random targets from the pieces: the same verdict with the probes
-       and without */
+    /* a list: none of its values, one in any case, two headers, one too
+       long (the rule reports the limit) */
+
+    eg_eval(rs, req(&r, "POST", "/y", "X-L", "defghijklmnop/1.0", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "POST", "/y", "X-L", "DEFGHIJKLMNOP/0.0.1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-LH,T-LH2");
+    eg_eval(rs, req(&r, "GET", "/y", "x-l", "zzz", "X-L", "abc/1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-LH");
+    eg_eval(rs, req(&r, "GET", "/y", "X-L", "zzz", "X-M", "abc/1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-LM");
+    opts.max_header_bytes = 8;
+    eg_eval(rs, req(&r, "POST", "/y", "X-L", "defghijklmnop/1.0", NULL),
+            &opts, alloc, &v);
+    CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
+    opts.max_header_bytes = 0;
+
+    eg_eval(rs, req(&r, "POST", "/l/x.CSS", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-LP");
+    eg_eval(rs, req(&r, "POST", "/l/x.cs", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* random targets and X-L headers from the pieces: the same verdict
+       with the probes and without */
 
     seed = 11;
     bad = 0;
@@ -2488,21 +2547,42 @@ test_not_probes(void)
         }
         target[len] = '\0';
 
-        for (i = 0; i < 10; i++) {
+        /* no X-L, one or two */
+
+        nh = (lcg(&seed) >> 16) % 3;
+
+        for (j = 0; j < nh; j++) {
+            len = 0;
+            n = 1 + (lcg(&seed) >> 16) % 3;
+
+            for (i = 0; i < n; i++) {
+                k = (lcg(&seed) >> 16)
+                    % (sizeof(hpieces) / sizeof(hpieces[0]));
+                memcpy(hv[j] + len, hpieces[k], strlen(hpieces[k]));
+                len += strlen(hpieces[k]);
+            }
+            hv[j][len] = '\0';
+        }
+
+        for (i = 0; i < 16; i++) {
             rs->rules[i]->nprobes = 0;
         }
 
-        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target, NULL), &opts,
-                alloc, &v);
+        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target,
+                        nh ? "X-L" : NULL, hv[0], nh > 1 ? "x-l" : NULL,
+                        hv[1], NULL),
+                &opts, alloc, &v);
         want = (int) v.total;
         ids(&v, want_ids, sizeof(want_ids));
 
-        for (i = 0; i < 10; i++) {
+        for (i = 0; i < 16; i++) {
             rs->rules[i]->nprobes = nprobes[i];
         }
 
-        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target, NULL), &opts,
-                alloc, &v);
+        eg_eval(rs, req(&r, t % 3 ? "POST" : "GET", target,
+                        nh ? "X-L" : NULL, hv[0], nh > 1 ? "x-l" : NULL,
+                        hv[1], NULL),
+                &opts, alloc, &v);
 
         if ((int) v.total != want
             || strcmp(ids(&v, idbuf, sizeof(idbuf)), want_ids) != 0)
@@ -2786,7 +2866,7 @@ main(void)
     EG_RUN(test_cookie_prefix);
     EG_RUN(test_cookie_prefix_edges);
     EG_RUN(test_pair_probes);
-    EG_RUN(test_not_probes);
+    EG_RUN(test_line_probes);
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
 
