@@ -29,6 +29,7 @@ struct eg_scope_s {
     size_t                nentries;
     uint32_t              bychar[256];   /* entries by first byte */
     uint32_t              bylen[64];     /* exact entries by length */
+    uint32_t              bylast[256];   /* and by last byte */
     uint32_t              prefixes;      /* the entries that are not */
 
     /* the exact entries by hash (index + 1, open addressing), the others
@@ -164,6 +165,12 @@ eg_scope_build(eg_ruleset_t *rs)
 
         } else {
             sc->bylen[e->seg.len] |= (uint32_t) 1 << k;
+
+            j = e->seg.data[e->seg.len - 1];
+            sc->bylast[j] |= (uint32_t) 1 << k;
+            if (j >= 'a' && j <= 'z') {
+                sc->bylast[j - 0x20] |= (uint32_t) 1 << k;
+            }
         }
     }
 
@@ -218,7 +225,8 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
     }
 
     /* the candidates: entries with the segment's first byte and, unless
-       they are prefixes, its length; past 32 entries, by hash */
+       they are prefixes, its length and last byte; past 32 entries, by
+       hash */
 
     if (sc->nentries > 32) {
         eg_scope_many(sc, seg, bits);
@@ -226,7 +234,10 @@ eg_scope_select(const eg_ruleset_t *rs, eg_str_t path, uint64_t *bits,
     }
 
     m = sc->bychar[seg.data[0]]
-        & (sc->prefixes | (seg.len < 64 ? sc->bylen[seg.len] : 0));
+        & (sc->prefixes
+           | (seg.len < 64 ? sc->bylen[seg.len]
+                             & sc->bylast[seg.data[seg.len - 1]]
+                           : 0));
 
     while (m) {
         i = eg_ctz32(m);

@@ -49,6 +49,7 @@ static void test_pair_probes(void);
 static void test_line_probes(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
+static void test_scope_select(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -2838,6 +2839,99 @@ test_probes_scoped(void)
 }
 
 
+/*
+ * The first segment selects its rules by its first byte, its length and
+ * (for an exact segment) its last byte, in any case, then by a compare:
+ * random segments from the entries' bytes, in random case, get the
+ * verdict of the same rules evaluated one by one without the table.
+ */
+
+static void
+test_scope_select(void)
+{
+    int               t, bad;
+    char              idbuf[256], want_ids[256], target[32];
+    size_t            i, n, len;
+    unsigned          seed;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_scope_t       *scope;
+    eg_test_arena_t   arena;
+    static const char  alphabet[] = "owabsOWABSe";
+
+    rs = RULES(RULE("T-OWA", "block", "    match path prefix /owa/\n")
+               RULE("T-OAB", "block", "    match path prefix /oab/\n")
+               RULE("T-OWS", "block", "    match path is /ows\n")
+               RULE("T-OWB", "block", "    match path prefix /owb\n")
+               RULE("T-O", "log", "    match path prefix /o\n")
+               RULE("T-WA", "block", "    match path prefix /wa/ /wab/\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    CHECK(rs->scope != NULL);
+
+    eg_eval(rs, req(&r, "GET", "/OwA/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-OWA,T-O");
+    eg_eval(rs, req(&r, "GET", "/oaB/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-OAB,T-O");
+    eg_eval(rs, req(&r, "GET", "/OWS", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-OWS,T-O");
+    eg_eval(rs, req(&r, "GET", "/owbx", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-OWB,T-O");
+    eg_eval(rs, req(&r, "GET", "/owx/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-O");
+    eg_eval(rs, req(&r, "GET", "/WAB/", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-WA");
+
+    seed = 17;
+    bad = 0;
+
+    for (t = 0; t < 20000; t++) {
+        len = 0;
+        target[len++] = '/';
+        n = 1 + (lcg(&seed) >> 16) % 4;
+
+        for (i = 0; i < n; i++) {
+            target[len++] = alphabet[(lcg(&seed) >> 16)
+                                     % (sizeof(alphabet) - 1)];
+        }
+
+        if ((lcg(&seed) >> 16) % 2) {
+            target[len++] = '/';
+        }
+        target[len] = '\0';
+
+        scope = rs->scope;
+        rs->scope = NULL;
+        eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+        ids(&v, want_ids, sizeof(want_ids));
+        rs->scope = scope;
+
+        eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
+
+        if (strcmp(ids(&v, idbuf, sizeof(idbuf)), want_ids) != 0) {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%s\": \"%s\" with the "
+                             "table, \"%s\" without", target, idbuf,
+                             want_ids);
+            }
+            continue;
+        }
+
+        eg_test_pass();
+    }
+
+    CHECK_INT(bad, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -2869,6 +2963,7 @@ main(void)
     EG_RUN(test_line_probes);
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
+    EG_RUN(test_scope_select);
 
     return eg_test_done();
 }
