@@ -316,9 +316,9 @@ struct eg_ruleset_s {
      */
     eg_str_t              hdr_names[EG_HDR_SLOTS];   /* lower case */
     size_t                nhdr;
-    uint64_t              hdr_lens;      /* bit n: a name of n bytes */
-    int8_t                hdr_bylen[64]; /* first slot of a length, or -1 */
-    int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same length */
+    int8_t                hdr_first[1024];   /* the first slot of a
+                                                eg_hdr_key(), or -1 */
+    int8_t                hdr_next[EG_HDR_SLOTS];   /* next, same key */
     unsigned              hdr_overflow;  /* names past EG_HDR_SLOTS */
     int                   slot_cookie;   /* -1: no rule reads cookies */
     eg_fold_t             hdr_folds[EG_HDR_SLOTS];   /* eg_fold_make() */
@@ -463,6 +463,16 @@ int eg_path_plain(eg_str_t path);
 unsigned eg_target_scan(eg_str_t target, size_t *qpos);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
+
+
+/* a header name of len bytes (not 0) that starts with c, in either case:
+   its low 5 bits of each, the key of rs->hdr_first */
+
+static inline size_t
+eg_hdr_key(size_t len, unsigned char c)
+{
+    return ((len & 31) << 5) | (c & 31);
+}
 
 
 static inline unsigned char

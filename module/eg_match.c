@@ -689,14 +689,15 @@ eg_match_found(eg_state_t *st, const eg_rule_t *r, const eg_match_t *m)
 
 /*
  * One pass over the request's headers: the first of each header a rule
- * reads.  Most names differ in length from every wanted one.
+ * reads.  A name is compared only with the wanted ones of its key, its
+ * length and first byte (eg_hdr_key()): most have none.
  */
 
 static void
 eg_index_headers(eg_state_t *st)
 {
     int                   k;
-    size_t                i, len;
+    size_t                i;
     const eg_header_t    *h, *end;
     const eg_ruleset_t   *rs = st->rs;
 
@@ -704,19 +705,15 @@ eg_index_headers(eg_state_t *st)
     end = h + st->req->nheaders;
 
     for ( /* void */ ; h < end; h++) {
-        len = h->name.len < 64 ? h->name.len : 0;
-
-        if (!((rs->hdr_lens >> len) & 1)) {
-            if (rs->nhdr_ovf) {
-                eg_open_gate_by_name(st, h->name);
-            }
+        if (h->name.len == 0) {
             continue;
         }
 
-        for (k = rs->hdr_bylen[len]; k >= 0; k = rs->hdr_next[k]) {
-            if ((h->name.data[0] | 0x20) != (rs->hdr_names[k].data[0] | 0x20)
-                || !eg_ieq_fold(h->name, rs->hdr_names[k], &rs->hdr_folds[k]))
-            {
+        for (k = rs->hdr_first[eg_hdr_key(h->name.len, h->name.data[0])];
+             k >= 0;
+             k = rs->hdr_next[k])
+        {
+            if (!eg_ieq_fold(h->name, rs->hdr_names[k], &rs->hdr_folds[k])) {
                 continue;
             }
 

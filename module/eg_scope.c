@@ -451,8 +451,7 @@ eg_plan_build(eg_ruleset_t *rs)
 
     rs->nhdr = 0;
     rs->hdr_overflow = 0;
-    rs->hdr_lens = 0;
-    memset(rs->hdr_bylen, -1, sizeof(rs->hdr_bylen));
+    memset(rs->hdr_first, -1, sizeof(rs->hdr_first));
     rs->slot_cookie = -1;
     rs->slot_ctype = -1;
     rs->nmemo = 0;
@@ -2095,15 +2094,14 @@ eg_plan_slot(eg_ruleset_t *rs, eg_str_t lname)
         return -1;
     }
 
-    /* slots of one length are chained; names of 64 bytes or more share
-       the chain of length 0 (no header name is empty) */
+    /* slots of one key (length and first byte, 5 bits each) are chained
+       (no header name is empty) */
 
-    k = lname.len < 64 ? lname.len : 0;
+    k = eg_hdr_key(lname.len, lname.data[0]);
     rs->hdr_names[rs->nhdr] = lname;
     eg_fold_make(lname, &rs->hdr_folds[rs->nhdr]);
-    rs->hdr_lens |= (uint64_t) 1 << k;
-    rs->hdr_next[rs->nhdr] = rs->hdr_bylen[k];
-    rs->hdr_bylen[k] = (int8_t) rs->nhdr;
+    rs->hdr_next[rs->nhdr] = rs->hdr_first[k];
+    rs->hdr_first[k] = (int8_t) rs->nhdr;
 
     return (int) rs->nhdr++;
 }

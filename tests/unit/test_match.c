@@ -50,6 +50,7 @@ static void test_line_probes(void);
 static void test_lack(void);
 static void test_probes_scoped(void);
 static void test_scope_select(void);
+static void test_header_keys(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -2932,6 +2933,155 @@ test_scope_select(void)
 }
 
 
+/*
+ * Header names are found by their key, length and first byte with 5 bits
+ * each (eg_hdr_key()), then compared: wanted names that share a key
+ * ("x-a", "x-b", a 35-byte "x-..."; "m-ab", "--ab") and one of 68 bytes,
+ * and request names from the same bytes in random case, some empty, some
+ * of 64 bytes or more.  A rule holds exactly when a name equals its own
+ * in any case.
+ */
+
+static void
+test_header_keys(void)
+{
+    int               t, bad;
+    char              idbuf[256], want[256], names[4][80];
+    size_t            i, j, k, n, len, w;
+    unsigned          seed;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+    unsigned char    *empty;
+    static const char  *wanted[] = {
+        "x-a", "x-b", "x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "m-ab", "--ab",
+        "x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    };
+    static const char  *ids_of[] = {
+        "T-XA", "T-XB", "T-X35", "T-MAB", "T-DAB", "T-X68"
+    };
+    static const char  *pieces[] = {
+        "x-a", "X-B", "-", "m", "M-", "ab", "AB", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        "a", ""
+    };
+
+    rs = RULES(RULE("T-XA", "log", "    match header:X-A present\n")
+               RULE("T-XB", "log", "    match header:x-b present\n")
+               RULE("T-X35", "log",
+                    "    match header:X-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa "
+                    "present\n")
+               RULE("T-MAB", "log", "    match header:M-Ab present\n")
+               RULE("T-DAB", "log", "    match header:--ab present\n")
+               RULE("T-X68", "log",
+                    "    match header:x-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaa present\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    eg_eval(rs, req(&r, "GET", "/", "X-b", "1", "--AB", "", "", "1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-XB,T-DAB");
+    eg_eval(rs, req(&r, "GET", "/", "X-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "1",
+                    "X-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+                    "AAAAAAAAAA", "1", NULL),
+            &opts, alloc, &v);
+    CHECK_IDS(&v, "T-X35,T-X68");
+
+    /* an empty name is not read: it points past the end of a buffer
+       (AddressSanitizer catches a read) */
+
+    empty = malloc(4);
+    if (empty != NULL) {
+        memcpy(empty, "x-a:", 4);
+        req(&r, "GET", "/", "", "v", "x-A", "v", NULL);
+        r.h[0].name.data = empty + 4;
+        eg_eval(rs, &r.req, &opts, alloc, &v);
+        CHECK_IDS(&v, "T-XA");
+        free(empty);
+    }
+
+    seed = 23;
+    bad = 0;
+
+    for (t = 0; t < 20000; t++) {
+        n = 1 + (lcg(&seed) >> 16) % 4;
+
+        for (i = 0; i < n; i++) {
+            len = 0;
+            k = (lcg(&seed) >> 16) % 4;
+
+            for (j = 0; j < k; j++) {
+                w = (lcg(&seed) >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
+                if (len + strlen(pieces[w]) < sizeof(names[i])) {
+                    memcpy(names[i] + len, pieces[w], strlen(pieces[w]));
+                    len += strlen(pieces[w]);
+                }
+            }
+
+            /* now and then a wanted name itself, in random case */
+
+            if ((lcg(&seed) >> 16) % 4 == 0) {
+                w = (lcg(&seed) >> 16) % (sizeof(wanted) / sizeof(wanted[0]));
+                len = strlen(wanted[w]);
+                for (j = 0; j < len; j++) {
+                    names[i][j] = wanted[w][j];
+                    if ((lcg(&seed) >> 16) % 2 && names[i][j] >= 'a'
+                        && names[i][j] <= 'z')
+                    {
+                        names[i][j] -= 0x20;
+                    }
+                }
+            }
+
+            names[i][len] = '\0';
+        }
+
+        /* what the rules should say: a name equal to a wanted one */
+
+        want[0] = '\0';
+        for (w = 0; w < sizeof(wanted) / sizeof(wanted[0]); w++) {
+            for (i = 0; i < n; i++) {
+                if (eg_str_ieq(eg_test_s(names[i]), eg_test_s(wanted[w]))) {
+                    break;
+                }
+            }
+            if (i < n) {
+                if (want[0]) {
+                    strcat(want, ",");
+                }
+                strcat(want, ids_of[w]);
+            }
+        }
+
+        eg_eval(rs, req(&r, "GET", "/", names[0], "v",
+                        n > 1 ? names[1] : NULL, "v",
+                        n > 2 ? names[2] : NULL, "v",
+                        n > 3 ? names[3] : NULL, "v", NULL),
+                &opts, alloc, &v);
+
+        if (strcmp(ids(&v, idbuf, sizeof(idbuf)), want) != 0) {
+            if (bad++ < 5) {
+                eg_test_fail(__FILE__, __LINE__, "\"%s\" \"%s\": \"%s\", not "
+                             "\"%s\"", names[0], n > 1 ? names[1] : "",
+                             idbuf, want);
+            }
+            continue;
+        }
+
+        eg_test_pass();
+    }
+
+    CHECK_INT(bad, 0);
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
 int
 main(void)
 {
@@ -2964,6 +3114,7 @@ main(void)
     EG_RUN(test_lack);
     EG_RUN(test_probes_scoped);
     EG_RUN(test_scope_select);
+    EG_RUN(test_header_keys);
 
     return eg_test_done();
 }
