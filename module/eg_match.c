@@ -118,10 +118,12 @@ static void eg_cookie_gates(eg_state_t *st);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
 static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
 static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
-static EG_NOINLINE uint64_t eg_probe_anchors(eg_state_t *st,
+static EG_NOINLINE int eg_probe_anchors(eg_state_t *st,
     const eg_probe_t *p);
-static int eg_probe_pair(eg_state_t *st, const eg_probe_t *p);
-static int eg_probe_param(eg_state_t *st, const eg_probe_t *p);
+static EG_NOINLINE int eg_probe_bytes(eg_state_t *st, uint64_t mask);
+static EG_NOINLINE int eg_probe_line_slot(eg_state_t *st, uint64_t mask);
+static EG_NOINLINE int eg_probe_pair(eg_state_t *st, const eg_probe_t *p);
+static EG_NOINLINE int eg_probe_param(eg_state_t *st, const eg_probe_t *p);
 static int eg_probe_line(eg_state_t *st, const eg_cond_t *c);
 static EG_NOINLINE void eg_probe_method(eg_state_t *st);
 static void eg_match_found(eg_state_t *st, const eg_rule_t *r,
@@ -426,7 +428,7 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
         }
 
         if (p->mask & (p->mask - 1)) {
-            return eg_probe_anchors(st, p) != 0;
+            return eg_probe_anchors(st, p);
         }
 
         /* one anchor, the usual probe: looked for here */
@@ -458,12 +460,12 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
    for once; or the answer of a pair, parameter or negative line's probe
    (EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_LINE) */
 
-static uint64_t
+static int
 eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
 {
-    unsigned  k;
-    uint64_t  todo, mask;
-    eg_str_t  s;
+    uint64_t  mask;
+
+    /* a dispatch without a frame: each kind in its own function */
 
     mask = p->mask;
 
@@ -476,16 +478,21 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
     }
 
     if ((mask & EG_PROBE_LINE) == EG_PROBE_LINE) {
-        /* its slot's bit: the line's answer, for every rule that has it */
-        k = eg_ctz64(mask);
-
-        if (eg_probe_line(st, st->rs->anchor_line[k])) {
-            st->anchor_res |= mask & ~EG_PROBE_LINE;
-        }
-
-        st->anchor_done |= mask;
-        return st->anchor_res & mask;
+        return eg_probe_line_slot(st, mask);
     }
+
+    return eg_probe_bytes(st, mask);
+}
+
+
+/* the anchors of mask, each looked for once */
+
+static int
+eg_probe_bytes(eg_state_t *st, uint64_t mask)
+{
+    unsigned  k;
+    uint64_t  todo;
+    eg_str_t  s;
 
     todo = mask & ~st->anchor_done;
 
@@ -502,7 +509,23 @@ eg_probe_anchors(eg_state_t *st, const eg_probe_t *p)
         st->anchor_done |= (uint64_t) 1 << k;
     }
 
-    return st->anchor_res & mask;
+    return (st->anchor_res & mask) != 0;
+}
+
+
+/* a line probe: its slot's bit holds the line's answer, for every rule
+   that has it */
+
+static int
+eg_probe_line_slot(eg_state_t *st, uint64_t mask)
+{
+    if (eg_probe_line(st, st->rs->anchor_line[eg_ctz64(mask)])) {
+        st->anchor_res |= mask & ~EG_PROBE_LINE;
+    }
+
+    st->anchor_done |= mask;
+
+    return (st->anchor_res & mask) != 0;
 }
 
 
