@@ -25,6 +25,12 @@ static size_t eg_path_canonical(unsigned char *s, size_t len);
 static EG_INLINE int eg_has_escape(eg_str_t in, int plus);
 static size_t eg_segment(unsigned char *seg, size_t len);
 static EG_INLINE unsigned eg_scan(eg_str_t target, size_t *qpos);
+static EG_NOINLINE int eg_uri_decode_target(eg_str_t target, unsigned rounds,
+    const eg_alloc_t *alloc, eg_str_t *path, eg_str_t *query, unsigned scan,
+    size_t qpos);
+
+/* eg_uri_decode_target(): the target is not scanned yet */
+#define EG_SCAN_NONE  ((unsigned) -1)
 
 
 int
@@ -154,17 +160,56 @@ int
 eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     eg_str_t *path, eg_str_t *query)
 {
+    size_t    qpos;
+    unsigned  scan;
+
+    /* the usual target, a plain path and a query with nothing to decode:
+       both are the target's bytes, without the frame of the rest */
+
+    qpos = 0;
+    scan = EG_SCAN_NONE;
+
+    if (target.len && target.data[0] == '/') {
+        scan = eg_scan(target, &qpos);
+
+        if (scan == EG_SCAN_PLAIN) {
+            path->data = target.data;
+            path->len = qpos;
+
+            if (query) {
+                query->data = target.data + qpos + (qpos < target.len);
+                query->len = target.data + target.len - query->data;
+            }
+
+            return 0;
+        }
+    }
+
+    return eg_uri_decode_target(target, rounds, alloc, path, query, scan,
+                                qpos);
+}
+
+
+/* the rest: an absolute-form target, a path to decode or canonicalize, a
+   query to decode; scan and qpos: the target's scan, or EG_SCAN_NONE */
+
+static EG_NOINLINE int
+eg_uri_decode_target(eg_str_t target, unsigned rounds,
+    const eg_alloc_t *alloc, eg_str_t *path, eg_str_t *query, unsigned scan,
+    size_t qpos)
+{
     int                   rc;
-    size_t                i, qpos;
-    unsigned              scan;
+    size_t                i;
     eg_str_t              p, q;
 
     p = target;
 
-    /* absolute-form: http://host/path is proxied as /path */
+    /* absolute-form: http://host/path is proxied as /path (a target that
+       starts with '/' was scanned already) */
 
-    if (p.len > 7 && eg_lower(p.data[0]) == 'h' && eg_lower(p.data[1]) == 't'
-        && eg_lower(p.data[2]) == 't' && eg_lower(p.data[3]) == 'p')
+    if (scan == EG_SCAN_NONE && p.len > 7 && eg_lower(p.data[0]) == 'h'
+        && eg_lower(p.data[1]) == 't' && eg_lower(p.data[2]) == 't'
+        && eg_lower(p.data[3]) == 'p')
     {
         for (i = 4; i + 2 < p.len && i < 9; i++) {
             if (p.data[i] == ':' && p.data[i + 1] == '/'
@@ -181,7 +226,9 @@ eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
         }
     }
 
-    scan = eg_scan(p, &qpos);
+    if (scan == EG_SCAN_NONE) {
+        scan = eg_scan(p, &qpos);
+    }
 
     q.data = p.data + qpos + (qpos < p.len);
     q.len = p.data + p.len - q.data;
