@@ -288,10 +288,16 @@ static EG_INLINE void
 eg_eval_bits(eg_state_t *st, uint64_t *bits, const uint64_t *notes,
     uint64_t live, int recheck)
 {
-    size_t            w;
-    uint64_t          word;
-    eg_match_t        m;
-    const eg_rule_t  *r;
+    size_t             w;
+    uint64_t           word;
+    eg_match_t         m;
+    eg_rule_t        **rules;
+    const eg_rule_t   *r;
+
+    /* the rule set's list, read once (the compiler cannot tell that the
+       calls below leave st->rs as it is) */
+
+    rules = st->rs->rules;
 
     while (live) {
         w = eg_ctz64(live);
@@ -299,7 +305,7 @@ eg_eval_bits(eg_state_t *st, uint64_t *bits, const uint64_t *notes,
         word = bits[w] & ~notes[w];
 
         while (word) {
-            r = st->rs->rules[w * 64 + eg_ctz64(word)];
+            r = rules[w * 64 + (size_t) eg_ctz64(word)];
             word &= word - 1;
 
             if (!eg_rule_skipped(st, r) && eg_rule_matches(st, r, &m)) {
