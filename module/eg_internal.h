@@ -187,6 +187,8 @@ typedef struct {
     uint32_t              pos;
     uint64_t              mask;      /* method names, anchors: bits */
     uint8_t               set[32];   /* a bit per byte */
+    uint8_t               pad[8];    /* 64 bytes: a rule's probes are
+                                        walked by a shift, not a multiply */
 } eg_probe_t;
 
 struct eg_rule_s {
