@@ -118,6 +118,7 @@ static void eg_cookie_gates(eg_state_t *st);
 static EG_INLINE int eg_probe(eg_state_t *st, const eg_probe_t *p);
 static EG_INLINE eg_str_t eg_target_value(eg_state_t *st, unsigned field);
 static EG_INLINE size_t eg_max_header_bytes(eg_state_t *st);
+static EG_INLINE int eg_one_header(eg_state_t *st, int slot, eg_str_t *s);
 static EG_NOINLINE int eg_probe_anchors(eg_state_t *st,
     const eg_probe_t *p);
 static EG_NOINLINE int eg_probe_bytes(eg_state_t *st, uint64_t mask);
@@ -369,6 +370,30 @@ eg_max_header_bytes(eg_state_t *st)
 }
 
 
+/* the one value of the header of slot, if the request sends it once and
+   within the bound: 1; else 0, and the rule decides (and reports a limit) */
+
+static EG_INLINE int
+eg_one_header(eg_state_t *st, int slot, eg_str_t *s)
+{
+    const eg_header_t  *h;
+
+    if (!(st->present & ((uint32_t) 1 << slot))
+        || st->end[slot] != st->first[slot] + 1)
+    {
+        return 0;
+    }
+
+    h = &st->req->headers[st->first[slot]];
+    if (h->value.len > eg_max_header_bytes(st)) {
+        return 0;
+    }
+
+    *s = h->value;
+    return 1;
+}
+
+
 /* the method, path, query or uri (field <= EG_F_URI), or the client:
    known at once */
 
@@ -395,10 +420,9 @@ eg_target_value(eg_state_t *st, unsigned field)
 static EG_INLINE int
 eg_probe(eg_state_t *st, const eg_probe_t *p)
 {
-    unsigned            k;
-    eg_str_t            s;
-    unsigned char       b;
-    const eg_header_t  *h;
+    unsigned       k;
+    eg_str_t       s;
+    unsigned char  b;
 
     switch (p->kind) {
 
@@ -406,19 +430,8 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
         if (p->field <= EG_F_URI) {
             s = eg_target_value(st, p->field);
 
-        } else {
-            /* a header: its one value, if it has just one the rule reads
-               (a longer one is left for the rule, to report the limit) */
-            if (!(st->present & ((uint32_t) 1 << p->slot))
-                || st->end[p->slot] != st->first[p->slot] + 1)
-            {
-                return 1;
-            }
-            h = &st->req->headers[st->first[p->slot]];
-            if (h->value.len > eg_max_header_bytes(st)) {
-                return 1;
-            }
-            s = h->value;
+        } else if (!eg_one_header(st, p->slot, &s)) {
+            return 1;
         }
 
         if (s.len <= p->pos) {
@@ -544,25 +557,13 @@ eg_probe_line_slot(eg_state_t *st, uint64_t mask)
 static int
 eg_probe_line(eg_state_t *st, const eg_cond_t *c)
 {
-    eg_str_t            s;
-    const eg_header_t  *h;
+    eg_str_t  s;
 
     if (c->field != EG_F_HEADER) {
         s = eg_target_value(st, c->field);
 
-    } else {
-        if (!(st->present & ((uint32_t) 1 << c->slot))
-            || st->end[c->slot] != st->first[c->slot] + 1)
-        {
-            return 1;
-        }
-
-        h = &st->req->headers[st->first[c->slot]];
-        if (h->value.len > eg_max_header_bytes(st)) {
-            return 1;
-        }
-
-        s = h->value;
+    } else if (!eg_one_header(st, c->slot, &s)) {
+        return 1;
     }
 
     return (c->test(st, c, s) != 0) != (c->negate != 0);

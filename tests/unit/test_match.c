@@ -153,6 +153,32 @@ ids(const eg_verdict_t *v, char *buf, size_t size)
 }
 
 
+/*
+ * The verdict's rule ids against want: a pass, or a failure naming the
+ * request and how the two verdicts were reached (the first five of a
+ * test: *bad counts them).
+ */
+
+static int
+ids_agree(const eg_verdict_t *v, const char *want, const char *request,
+    const char *how, int *bad)
+{
+    char  got[256];
+
+    if (strcmp(ids(v, got, sizeof(got)), want) == 0) {
+        eg_test_pass();
+        return 1;
+    }
+
+    if ((*bad)++ < 5) {
+        eg_test_fail(__FILE__, __LINE__, "\"%s\": \"%s\" %s \"%s\"",
+                     request, got, how, want);
+    }
+
+    return 0;
+}
+
+
 static double
 now(void)
 {
@@ -2336,6 +2362,42 @@ test_line_probes(void)
     static const char  *hpieces[] = {
         "abc/", "ABC", "defghijklmnop/0.0", "DEFGHIJKLMNOP/", "0.0", "1", " "
     };
+    static const struct {
+        const char  *method, *target, *h1, *v1, *h2, *v2, *ids;
+    } fixed[] = {
+        { "POST", "/ecp/DDI/DDIService.svc/GetList", NULL, NULL, NULL, NULL,
+          "" },
+        { "POST", "/ECP/ddi/ddiservice.SVC/getobject", NULL, NULL, NULL,
+          NULL, "" },
+        { "POST", "/ecp/%44DI/DDIService.svc/GetList", NULL, NULL, NULL,
+          NULL, "" },
+        { "POST", "/ecp/DDI/DDIService.svc/SetObject", NULL, NULL, NULL,
+          NULL, "T-NP" },
+        { "POST", "/ecp/DDI/DDIService.svc/Ge", NULL, NULL, NULL, NULL,
+          "T-NP" },
+        { "POST", "/ecp/DDI/DDIService.svc/GetX/x", NULL, NULL, NULL, NULL,
+          "" },
+        { "POST", "/ecp/DDI/DDIService.svc/SetX/x", NULL, NULL, NULL, NULL,
+          "T-NP,T-NP2" },
+        { "GET", "/ecp/x/x", NULL, NULL, NULL, NULL, "T-NP2" },
+        { "GET", "/q?A=1", NULL, NULL, NULL, NULL, "T-NU,T-NQP" },
+        { "GET", "/q?a%3d1", NULL, NULL, NULL, NULL, "T-NU,T-NQP" },
+        { "GET", "/q?a=12", NULL, NULL, NULL, NULL, "T-NQ,T-NU,T-NQ3,T-NQ4" },
+        { "GET", "/q?b=1", NULL, NULL, NULL, NULL,
+          "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4" },
+        { "GET", "/q?b=2", NULL, NULL, NULL, NULL, "T-NU,T-NQ3,T-NQP,T-NQ4" },
+        { "GET", "/q", NULL, NULL, NULL, NULL,
+          "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4" },
+        { "GET", "/s/x.JS", NULL, NULL, NULL, NULL, "" },
+        { "GET", "/s/x.js?y", NULL, NULL, NULL, NULL, "T-NS" },
+        { "POST", "/y", "X-L", "defghijklmnop/1.0", NULL, NULL, "" },
+        { "POST", "/y", "X-L", "DEFGHIJKLMNOP/0.0.1", NULL, NULL,
+          "T-LH,T-LH2" },
+        { "GET", "/y", "x-l", "zzz", "X-L", "abc/1", "T-LH" },
+        { "GET", "/y", "X-L", "zzz", "X-M", "abc/1", "T-LM" },
+        { "POST", "/l/x.CSS", NULL, NULL, NULL, NULL, "T-LP" },
+        { "POST", "/l/x.cs", NULL, NULL, NULL, NULL, "" }
+    };
     /* rule, line: the lines with an EG_PROBE_LINE probe, and the line
        whose slot each shares: T-NP2's is T-NP's */
     static const size_t  planned[][4] = {
@@ -2454,78 +2516,24 @@ test_line_probes(void)
         CHECK(rule->probes[j].kind == EG_PROBE_BYTE);
     }
 
-    /* the excluded values, in any case and as IIS reads them */
+    /* the excluded values, in any case and as IIS reads them; the shared
+       slot, the first rule's answer the second's; lists: none of their
+       values, one in any case, two headers */
 
-    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/GetList", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "POST", "/ECP/ddi/ddiservice.SVC/getobject", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "POST", "/ecp/%44DI/DDIService.svc/GetList", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/SetObject", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NP");
-    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/Ge", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NP");
+    for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        eg_eval(rs, req(&r, fixed[i].method, fixed[i].target, fixed[i].h1,
+                        fixed[i].v1, fixed[i].h2, fixed[i].v2, NULL),
+                &opts, alloc, &v);
+        CHECK_IDS(&v, fixed[i].ids);
+    }
 
-    /* the shared slot: the first rule's answer is the second's */
+    /* a header too long: the rule reports the limit */
 
-    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/GetX/x", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "POST", "/ecp/DDI/DDIService.svc/SetX/x", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NP,T-NP2");
-    eg_eval(rs, req(&r, "GET", "/ecp/x/x", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NP2");
-
-    eg_eval(rs, req(&r, "GET", "/q?A=1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU,T-NQP");
-    eg_eval(rs, req(&r, "GET", "/q?a%3d1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU,T-NQP");
-    eg_eval(rs, req(&r, "GET", "/q?a=12", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NU,T-NQ3,T-NQ4");
-    eg_eval(rs, req(&r, "GET", "/q?b=1", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4");
-    eg_eval(rs, req(&r, "GET", "/q?b=2", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NU,T-NQ3,T-NQP,T-NQ4");
-    eg_eval(rs, req(&r, "GET", "/q", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NQ,T-NQ2,T-NU,T-NQ3,T-NQ4");
-
-    eg_eval(rs, req(&r, "GET", "/s/x.JS", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "GET", "/s/x.js?y", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-NS");
-
-    /* a list: none of its values, one in any case, two headers, one too
-       long (the rule reports the limit) */
-
-    eg_eval(rs, req(&r, "POST", "/y", "X-L", "defghijklmnop/1.0", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "");
-    eg_eval(rs, req(&r, "POST", "/y", "X-L", "DEFGHIJKLMNOP/0.0.1", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-LH,T-LH2");
-    eg_eval(rs, req(&r, "GET", "/y", "x-l", "zzz", "X-L", "abc/1", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-LH");
-    eg_eval(rs, req(&r, "GET", "/y", "X-L", "zzz", "X-M", "abc/1", NULL),
-            &opts, alloc, &v);
-    CHECK_IDS(&v, "T-LM");
     opts.max_header_bytes = 8;
     eg_eval(rs, req(&r, "POST", "/y", "X-L", "defghijklmnop/1.0", NULL),
             &opts, alloc, &v);
     CHECK_INT(v.limit, EG_LIMIT_HEADER_BYTES);
     opts.max_header_bytes = 0;
-
-    eg_eval(rs, req(&r, "POST", "/l/x.CSS", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "T-LP");
-    eg_eval(rs, req(&r, "POST", "/l/x.cs", NULL), &opts, alloc, &v);
-    CHECK_IDS(&v, "");
 
     /* random targets and X-L headers from the pieces: the same verdict
        with the probes and without */
@@ -2586,18 +2594,13 @@ test_line_probes(void)
                         hv[1], NULL),
                 &opts, alloc, &v);
 
-        if ((int) v.total != want
-            || strcmp(ids(&v, idbuf, sizeof(idbuf)), want_ids) != 0)
+        if (!ids_agree(&v, want_ids, target, "with the probes, without",
+                       &bad))
         {
-            if (bad++ < 5) {
-                eg_test_fail(__FILE__, __LINE__, "\"%s\": \"%s\" with the "
-                             "probes, \"%s\" without", target, idbuf,
-                             want_ids);
-            }
             continue;
         }
 
-        eg_test_pass();
+        CHECK_INT((int) v.total, want);
 
         if (want) {
             hits++;
@@ -2914,16 +2917,8 @@ test_scope_select(void)
 
         eg_eval(rs, req(&r, "GET", target, NULL), &opts, alloc, &v);
 
-        if (strcmp(ids(&v, idbuf, sizeof(idbuf)), want_ids) != 0) {
-            if (bad++ < 5) {
-                eg_test_fail(__FILE__, __LINE__, "\"%s\": \"%s\" with the "
-                             "table, \"%s\" without", target, idbuf,
-                             want_ids);
-            }
-            continue;
-        }
-
-        eg_test_pass();
+        (void) ids_agree(&v, want_ids, target, "with the table, without",
+                         &bad);
     }
 
     CHECK_INT(bad, 0);
@@ -2964,8 +2959,8 @@ test_header_keys(void)
         "T-XA", "T-XB", "T-X35", "T-MAB", "T-DAB", "T-X68"
     };
     static const char  *pieces[] = {
-        "x-a", "X-B", "-", "m", "M-", "ab", "AB", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "a", ""
+        "x-a", "X-B", "-", "m", "M-", "ab", "AB",
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "a", ""
     };
 
     rs = RULES(RULE("T-XA", "log", "    match header:X-A present\n")
@@ -3063,16 +3058,8 @@ test_header_keys(void)
                         n > 3 ? names[3] : NULL, "v", NULL),
                 &opts, alloc, &v);
 
-        if (strcmp(ids(&v, idbuf, sizeof(idbuf)), want) != 0) {
-            if (bad++ < 5) {
-                eg_test_fail(__FILE__, __LINE__, "\"%s\" \"%s\": \"%s\", not "
-                             "\"%s\"", names[0], n > 1 ? names[1] : "",
-                             idbuf, want);
-            }
-            continue;
-        }
-
-        eg_test_pass();
+        (void) ids_agree(&v, want, names[0], "(names after it not shown), not",
+                         &bad);
     }
 
     CHECK_INT(bad, 0);
