@@ -475,8 +475,8 @@ eg_probe(eg_state_t *st, const eg_probe_t *p)
 }
 
 
-/* which of the anchors in the probe's mask the request has, each looked
-   for once; or the answer of a pair, parameter or negative line's probe
+/* 1 if the request has one of the anchors in the probe's mask (each
+   looked for once), or passes its pair, parameter or line probe
    (EG_PROBE_PAIR, EG_PROBE_PARAM, EG_PROBE_LINE) */
 
 static int

@@ -367,7 +367,7 @@ static void eg_plan_needs(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c);
 static void eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
-static int eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r,
+static void eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r,
     const eg_cond_t *c);
 static void eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r);
 static void eg_plan_probe_anchor(eg_ruleset_t *rs, eg_rule_t *r,
@@ -1469,7 +1469,7 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         }
 
         if (c->negate) {
-            (void) eg_plan_probe_line(rs, r, c);
+            eg_plan_probe_line(rs, r, c);
             continue;
         }
 
@@ -1512,7 +1512,7 @@ eg_plan_probes(eg_ruleset_t *rs, eg_rule_t *r)
         c = &r->conds[j - 1];
 
         if (!c->negate) {
-            (void) eg_plan_probe_line(rs, r, c);
+            eg_plan_probe_line(rs, r, c);
         }
     }
 }
@@ -1621,7 +1621,7 @@ eg_plan_probe_param(eg_ruleset_t *rs, eg_rule_t *r)
  * anchor slot, whose bit holds the answer once it is known.
  */
 
-static int
+static void
 eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 {
     size_t            i, k;
@@ -1635,7 +1635,7 @@ eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
         || (!c->negate && c->nargs < 2)
         || r->nprobes == EG_MAX_PROBES)
     {
-        return 0;
+        return;
     }
 
     for (k = 0; k < rs->nanchors; k++) {
@@ -1664,7 +1664,7 @@ eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
 
     if (k == rs->nanchors) {
         if (k == EG_MAX_ANCHORS) {
-            return 0;
+            return;
         }
         rs->anchor_field[k] = EG_ANCHOR_LINE;
         rs->anchor_byte[k] = 0;
@@ -1677,8 +1677,6 @@ eg_plan_probe_line(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
     p->kind = EG_PROBE_ANCHOR;
     p->field = (uint8_t) c->field;
     p->mask = EG_PROBE_LINE | (uint64_t) 1 << k;
-
-    return 1;
 }
 
 

@@ -1814,6 +1814,32 @@ lcg(unsigned *seed)
 }
 
 
+/* n pieces drawn by seed, joined into buf (size bytes, NUL-terminated):
+   a piece that does not fit is left out; returns the length */
+
+static size_t
+join_pieces(char *buf, size_t size, const char *const *pieces,
+    size_t npieces, size_t n, unsigned *seed)
+{
+    size_t  i, k, len, plen;
+
+    len = 0;
+
+    for (i = 0; i < n; i++) {
+        k = (lcg(seed) >> 16) % npieces;
+        plen = strlen(pieces[k]);
+
+        if (len + plen < size) {
+            memcpy(buf + len, pieces[k], plen);
+            len += plen;
+        }
+    }
+
+    buf[len] = '\0';
+    return len;
+}
+
+
 static int
 fold_plain(eg_str_t a, eg_str_t lower)
 {
@@ -2343,7 +2369,7 @@ test_line_probes(void)
 {
     int               t, bad, hits, misses, want;
     char              idbuf[256], want_ids[128], target[160], hv[2][64];
-    size_t            i, j, n, k, len, nh;
+    size_t            i, j, n, k, nh;
     unsigned          seed, nprobes[16];
     uint64_t          mask, slots[16];
     req_t             r;
@@ -2544,34 +2570,18 @@ test_line_probes(void)
     misses = 0;
 
     for (t = 0; t < 20000; t++) {
-        len = 0;
         n = 1 + (lcg(&seed) >> 16) % 7;
-
-        for (i = 0; i < n; i++) {
-            k = (lcg(&seed) >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
-            if (len + strlen(pieces[k]) >= sizeof(target)) {
-                break;
-            }
-            memcpy(target + len, pieces[k], strlen(pieces[k]));
-            len += strlen(pieces[k]);
-        }
-        target[len] = '\0';
+        join_pieces(target, sizeof(target), pieces,
+                    sizeof(pieces) / sizeof(pieces[0]), n, &seed);
 
         /* no X-L, one or two */
 
         nh = (lcg(&seed) >> 16) % 3;
 
         for (j = 0; j < nh; j++) {
-            len = 0;
             n = 1 + (lcg(&seed) >> 16) % 3;
-
-            for (i = 0; i < n; i++) {
-                k = (lcg(&seed) >> 16)
-                    % (sizeof(hpieces) / sizeof(hpieces[0]));
-                memcpy(hv[j] + len, hpieces[k], strlen(hpieces[k]));
-                len += strlen(hpieces[k]);
-            }
-            hv[j][len] = '\0';
+            join_pieces(hv[j], sizeof(hv[j]), hpieces,
+                        sizeof(hpieces) / sizeof(hpieces[0]), n, &seed);
         }
 
         for (i = 0; i < 16; i++) {
@@ -3006,16 +3016,9 @@ test_header_keys(void)
         n = 1 + (lcg(&seed) >> 16) % 4;
 
         for (i = 0; i < n; i++) {
-            len = 0;
             k = (lcg(&seed) >> 16) % 4;
-
-            for (j = 0; j < k; j++) {
-                w = (lcg(&seed) >> 16) % (sizeof(pieces) / sizeof(pieces[0]));
-                if (len + strlen(pieces[w]) < sizeof(names[i])) {
-                    memcpy(names[i] + len, pieces[w], strlen(pieces[w]));
-                    len += strlen(pieces[w]);
-                }
-            }
+            len = join_pieces(names[i], sizeof(names[i]), pieces,
+                              sizeof(pieces) / sizeof(pieces[0]), k, &seed);
 
             /* now and then a wanted name itself, in random case */
 
