@@ -682,11 +682,11 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf, ngx_http_exchange_guard_ctx_t *ctx)
 {
     uint64_t          filter;
-    ngx_uint_t        i, n, cap;
+    ngx_uint_t        n, cap;
     eg_header_t      *h, *more;
     eg_request_t     *req;
     ngx_list_part_t  *part, *all;
-    ngx_table_elt_t  *header;
+    ngx_table_elt_t  *header, *last;
 
     req = &ctx->req;
     req->method.data = r->method_name.data;
@@ -713,13 +713,12 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
 
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         header = part->elts;
+        last = header + part->nelts;
 
-        for (i = 0; i < part->nelts; i++) {
+        for ( /* void */ ; header < last; header++) {
             /* most headers fail the filter: that test first */
 
-            if (!((filter >> (header[i].hash % 64)) & 1)
-                || header[i].hash == 0)
-            {
+            if (!((filter >> (header->hash % 64)) & 1) || header->hash == 0) {
                 continue;
             }
 
@@ -739,10 +738,10 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
                 h = more;
             }
 
-            h[n].name.data = header[i].key.data;
-            h[n].name.len = header[i].key.len;
-            h[n].value.data = header[i].value.data;
-            h[n].value.len = header[i].value.len;
+            h[n].name.data = header->key.data;
+            h[n].name.len = header->key.len;
+            h[n].value.data = header->value.data;
+            h[n].value.len = header->value.len;
             n++;
         }
     }
