@@ -1822,37 +1822,33 @@ eg_need_cookies(eg_state_t *st)
     bytes = 0;
     k = st->rs->slot_cookie;
 
-    /* the usual request: one Cookie header, within the bound (what the
-       loop below finds for it, without its calls) */
+    /* the usual request: one Cookie header, within the bound, from its
+       slot (eg_one_header()); the loop finds the same, with its calls */
 
-    if (k >= 0 && (st->present & ((uint32_t) 1 << k))
-        && st->end[k] == st->first[k] + 1
-        && st->req->headers[st->first[k]].value.len <= maxbytes)
-    {
-        hdrs[0] = st->req->headers[st->first[k]].value;
+    if (k >= 0 && eg_one_header(st, k, &hdrs[0])) {
         n = 1;
         bytes = hdrs[0].len + 2;
-        goto parse;
-    }
 
-    for (i = 0; (h = eg_next_header(st, k, eg_cookie_name, &i)) != NULL; ) {
-        if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes) {
-            eg_limit(st, EG_LIMIT_HEADER_BYTES);
-            break;
+    } else {
+        for (i = 0; (h = eg_next_header(st, k, eg_cookie_name, &i)) != NULL; )
+        {
+            if (n == EG_MAX_COOKIE_HEADERS || bytes + h->value.len > maxbytes)
+            {
+                eg_limit(st, EG_LIMIT_HEADER_BYTES);
+                break;
+            }
+
+            hdrs[n++] = h->value;
+            bytes += h->value.len + 2;
+
+            /* past the slot's last Cookie header (the usual request sends
+               one) there is none to look for */
+
+            if (k >= 0 && i >= st->end[k]) {
+                break;
+            }
         }
-
-        hdrs[n++] = h->value;
-        bytes += h->value.len + 2;
-
-        /* past the slot's last Cookie header (the usual request sends
-           one) there is none to look for */
-
-        if (k >= 0 && i >= st->end[k]) {
-            break;
-        }
     }
-
-parse:
 
     st->ncookie_headers = n;
     st->cookie_bytes = bytes;
