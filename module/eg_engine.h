@@ -57,6 +57,14 @@ typedef struct {
     eg_str_t              target;       /* request-target as sent */
     const eg_header_t    *headers;      /* every header, in order */
     size_t                nheaders;
+
+    /*
+     * Optional (NULL: none): for each header, 1 + the index of its name in
+     * eg_ruleset_header_names() when the caller has already found it to
+     * be that name, ASCII case ignored, else 0.  nginx has matched the
+     * names of the headers it knows: the engine need not compare them.
+     */
+    const uint8_t        *header_slots;
     eg_str_t              client_addr;  /* textual address, may be empty */
     eg_body_e             body_state;
     eg_str_t              body;         /* de-chunked, when EG_BODY_READ */

@@ -719,7 +719,8 @@ eg_match_found(eg_state_t *st, const eg_rule_t *r, const eg_match_t *m)
 
 /*
  * One pass over the request's headers: the first of each header a rule
- * reads.  A name is compared only with the wanted ones of its key, its
+ * reads.  A name the caller has matched (req->header_slots) is not
+ * compared again; any other only with the wanted ones of its key, its
  * length and first byte (eg_hdr_key()): most have none.
  */
 
@@ -727,44 +728,54 @@ static void
 eg_index_headers(eg_state_t *st)
 {
     int                   k;
-    size_t                i;
-    const eg_header_t    *h, *end;
+    size_t                i, n;
+    const uint8_t        *slots;
+    const eg_header_t    *h;
     const eg_ruleset_t   *rs = st->rs;
 
     h = st->req->headers;
-    end = h + st->req->nheaders;
+    n = st->req->nheaders;
+    slots = st->req->header_slots;
 
-    for ( /* void */ ; h < end; h++) {
-        if (h->name.len == 0) {
+    for (i = 0; i < n; i++) {
+        if (slots && slots[i] && slots[i] <= rs->nhdr) {
+            k = slots[i] - 1;
+
+        } else if (h[i].name.len == 0) {
             continue;
-        }
 
-        for (k = rs->hdr_first[eg_hdr_key(h->name.len, h->name.data[0])];
-             k >= 0;
-             k = rs->hdr_next[k])
-        {
-            if (!eg_ieq_fold(h->name, rs->hdr_names[k], &rs->hdr_folds[k])) {
-                continue;
-            }
-
-            i = h - st->req->headers;
-
-            if (!(st->present & ((uint32_t) 1 << k))) {
-                st->present |= (uint32_t) 1 << k;
-                st->first[k] = i;
-
-                if (rs->ungated) {
-                    eg_open_gate(st, k);
+        } else {
+            for (k = rs->hdr_first[eg_hdr_key(h[i].name.len,
+                                              h[i].name.data[0])];
+                 k >= 0;
+                 k = rs->hdr_next[k])
+            {
+                if (eg_ieq_fold(h[i].name, rs->hdr_names[k],
+                                &rs->hdr_folds[k]))
+                {
+                    break;
                 }
             }
 
-            st->end[k] = i + 1;
-            break;
+            if (k < 0) {
+                if (rs->nhdr_ovf) {
+                    eg_open_gate_by_name(st, h[i].name);
+                }
+
+                continue;
+            }
         }
 
-        if (k < 0 && rs->nhdr_ovf) {
-            eg_open_gate_by_name(st, h->name);
+        if (!(st->present & ((uint32_t) 1 << k))) {
+            st->present |= (uint32_t) 1 << k;
+            st->first[k] = i;
+
+            if (rs->ungated) {
+                eg_open_gate(st, k);
+            }
         }
+
+        st->end[k] = i + 1;
     }
 }
 

@@ -22,7 +22,11 @@ static void ngx_http_exchange_guard_set_ctx(ngx_http_request_t *r,
 static ngx_int_t ngx_http_exchange_guard_view(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
     ngx_http_exchange_guard_ctx_t *ctx);
+static ngx_inline ngx_table_elt_t *ngx_http_exchange_guard_first(
+    ngx_http_request_t *r, ngx_uint_t offset);
 static uint64_t ngx_http_exchange_guard_header_filter(eg_ruleset_t *rules);
+static void ngx_http_exchange_guard_known(
+    ngx_http_exchange_guard_loc_conf_t *conf);
 static void *ngx_http_exchange_guard_alloc(void *ctx, size_t size);
 static ngx_int_t ngx_http_exchange_guard_decide(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf,
@@ -356,6 +360,7 @@ ngx_http_exchange_guard_keep(ngx_http_request_t *r,
 
     if (ctx->req.headers == ctx->headers) {
         kept->req.headers = kept->headers;
+        kept->req.header_slots = kept->slots;
     }
 
     ngx_http_exchange_guard_set_ctx(r, kept);
@@ -681,8 +686,9 @@ static ngx_int_t
 ngx_http_exchange_guard_view(ngx_http_request_t *r,
     ngx_http_exchange_guard_loc_conf_t *lcf, ngx_http_exchange_guard_ctx_t *ctx)
 {
+    uint8_t          *slots;
     uint64_t          filter;
-    ngx_uint_t        n, cap;
+    ngx_uint_t        n, cap, j;
     eg_header_t      *h, *more;
     eg_request_t     *req;
     ngx_list_part_t  *part, *all;
@@ -697,6 +703,7 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
     req->client_addr.len = r->connection->addr_text.len;
 
     h = ctx->headers;
+    slots = ctx->slots;
     cap = sizeof(ctx->headers) / sizeof(ctx->headers[0]);
     n = 0;
 
@@ -729,26 +736,65 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
                     cap += all->nelts;
                 }
 
-                more = ngx_palloc(r->pool, cap * sizeof(eg_header_t));
+                more = ngx_palloc(r->pool, cap * (sizeof(eg_header_t) + 1));
                 if (more == NULL) {
                     return NGX_ERROR;
                 }
 
                 ngx_memcpy(more, h, n * sizeof(eg_header_t));
+                ngx_memcpy(more + cap, slots, n);
                 h = more;
+                slots = (uint8_t *) (more + cap);
             }
 
             h[n].name.data = header->key.data;
             h[n].name.len = header->key.len;
             h[n].value.data = header->value.data;
             h[n].value.len = header->value.len;
+
+            /* the first header of a name nginx has found that a rule
+               reads: the engine takes its slot, not comparing the name */
+
+            slots[n] = 0;
+            j = lcf->known_at[header->hash % 64];
+
+            if (j && header == ngx_http_exchange_guard_first(r,
+                                                  lcf->known[j - 1].offset))
+            {
+                slots[n] = lcf->known[j - 1].slot;
+            }
+
             n++;
         }
     }
 
     req->headers = h;
     req->nheaders = n;
+    req->header_slots = slots;
     return NGX_OK;
+}
+
+
+/*
+ * The first header of a name nginx finds while parsing the request: the
+ * one r->headers_in points to.  A second Host or Authorization is refused
+ * by nginx; a second of the others is not pointed to, and the engine
+ * compares its name.
+ */
+
+static ngx_inline ngx_table_elt_t *
+ngx_http_exchange_guard_first(ngx_http_request_t *r, ngx_uint_t offset)
+{
+    if (offset == NGX_HTTP_EXCHANGE_GUARD_COOKIE) {
+#if (nginx_version >= 1023000)
+        return r->headers_in.cookie;
+#else
+        return r->headers_in.cookies.nelts
+               ? ((ngx_table_elt_t **) r->headers_in.cookies.elts)[0] : NULL;
+#endif
+    }
+
+    return *(ngx_table_elt_t **) ((char *) &r->headers_in + offset);
 }
 
 
@@ -1152,6 +1198,7 @@ ngx_http_exchange_guard_merge_loc_conf(ngx_conf_t *cf, void *parent,
     conf->options.ntrusted = conf->ntrusted;
 
     conf->header_filter = ngx_http_exchange_guard_header_filter(conf->rules);
+    ngx_http_exchange_guard_known(conf);
 
     return NGX_CONF_OK;
 }
@@ -1198,6 +1245,68 @@ ngx_http_exchange_guard_header_filter(eg_ruleset_t *rules)
     }
 
     return filter;
+}
+
+
+/* the headers nginx finds by name, most often sent first */
+
+static struct {
+    ngx_str_t     name;
+    ngx_uint_t    offset;
+} ngx_http_exchange_guard_known_headers[NGX_HTTP_EXCHANGE_GUARD_KNOWN] = {
+    { ngx_string("cookie"), NGX_HTTP_EXCHANGE_GUARD_COOKIE },
+    { ngx_string("user-agent"), offsetof(ngx_http_headers_in_t, user_agent) },
+    { ngx_string("content-type"),
+      offsetof(ngx_http_headers_in_t, content_type) },
+    { ngx_string("host"), offsetof(ngx_http_headers_in_t, host) },
+    { ngx_string("referer"), offsetof(ngx_http_headers_in_t, referer) },
+    { ngx_string("authorization"),
+      offsetof(ngx_http_headers_in_t, authorization) }
+};
+
+
+/* which of them the rules read, and their slots in the engine */
+
+static void
+ngx_http_exchange_guard_known(ngx_http_exchange_guard_loc_conf_t *conf)
+{
+    size_t           n, k, j, b;
+    ngx_str_t       *known;
+    const eg_str_t  *names;
+
+    ngx_memzero(conf->known_at, sizeof(conf->known_at));
+
+    if (conf->rules == NULL) {
+        return;
+    }
+
+    n = eg_ruleset_header_names(conf->rules, &names);
+    if (n == (size_t) -1) {
+        return;
+    }
+
+    for (j = 0; j < NGX_HTTP_EXCHANGE_GUARD_KNOWN; j++) {
+        known = &ngx_http_exchange_guard_known_headers[j].name;
+
+        for (k = 0; k < n; k++) {
+            if (names[k].len == known->len
+                && ngx_strncmp(names[k].data, known->data, known->len) == 0)
+            {
+                /* a second name of the same bit has its names compared */
+
+                b = ngx_hash_key(known->data, known->len) % 64;
+
+                if (conf->known_at[b] == 0) {
+                    conf->known[j].offset =
+                                 ngx_http_exchange_guard_known_headers[j].offset;
+                    conf->known[j].slot = (uint8_t) (k + 1);
+                    conf->known_at[b] = (uint8_t) (j + 1);
+                }
+
+                break;
+            }
+        }
+    }
 }
 
 

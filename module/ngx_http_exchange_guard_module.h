@@ -17,6 +17,21 @@
 #define NGX_HTTP_EXCHANGE_GUARD_DETECT  2
 
 
+/*
+ * A header nginx finds by name while it parses the request, whose first
+ * one r->headers_in points to, and the slot the engine has for its name
+ * (1 + its index in eg_ruleset_header_names()).
+ */
+
+#define NGX_HTTP_EXCHANGE_GUARD_KNOWN   6
+#define NGX_HTTP_EXCHANGE_GUARD_COOKIE  ((ngx_uint_t) -1)
+
+typedef struct {
+    ngx_uint_t            offset;       /* in ngx_http_headers_in_t */
+    uint8_t               slot;
+} ngx_http_exchange_guard_known_t;
+
+
 typedef struct {
     ngx_uint_t            mode;
     eg_ruleset_t         *rules;
@@ -37,6 +52,11 @@ typedef struct {
 
     /* the headers the rules read: bit (hash % 64) of nginx's header hash */
     uint64_t              header_filter;
+
+    /* of those, the ones nginx finds by name (ngx_http_exchange_guard_view()):
+       1 + their index in known, by the same bit of their hash */
+    uint8_t               known_at[64];
+    ngx_http_exchange_guard_known_t  known[NGX_HTTP_EXCHANGE_GUARD_KNOWN];
 } ngx_http_exchange_guard_loc_conf_t;
 
 
@@ -51,6 +71,7 @@ typedef struct {
     ngx_str_t             rule_ids;     /* $exchange_guard_rule */
     ngx_str_t             cves;         /* $exchange_guard_cve */
     eg_header_t           headers[8];   /* req.headers, unless more */
+    uint8_t               slots[8];     /* req.header_slots, unless more */
 } ngx_http_exchange_guard_ctx_t;
 
 

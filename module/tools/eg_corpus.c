@@ -121,16 +121,33 @@ eg_record_fix(eg_record_t *rec)
 }
 
 
+/*
+ * The headers whose first one nginx finds by name while it parses the
+ * request (r->headers_in), which the module passes to the engine as
+ * matched: ngx_http_exchange_guard_known[] in the module.
+ */
+
+static const eg_str_t  eg_nginx_known[] = {
+    eg_string("host"),
+    eg_string("user-agent"),
+    eg_string("referer"),
+    eg_string("content-type"),
+    eg_string("authorization"),
+    eg_string("cookie")
+};
+
+
 void
 eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
     const eg_alloc_t *alloc, eg_record_t *rec, eg_verdict_t *v)
 {
-    size_t           i, k, nwant;
+    size_t           i, k, j, nwant;
     eg_request_t     req;
     const eg_str_t  *want;
 
     /* as the module: only the headers rules read (nginx picks them by
-       its header hash, a superset of these); chosen once per rule set */
+       its header hash, a superset of these); chosen once per rule set;
+       the first of each header nginx knows has its slot */
 
     if (rec->fh_rs != rs) {
         rec->fh_rs = rs;
@@ -142,7 +159,25 @@ eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
                 if (nwant == (size_t) -1
                     || eg_cookie_name_is(rec->req.headers[i].name, want[k]))
                 {
+                    rec->fslots[rec->nfh] = 0;
                     rec->fh[rec->nfh++] = rec->req.headers[i];
+                    break;
+                }
+            }
+        }
+
+        for (j = 0; nwant != (size_t) -1
+                    && j < sizeof(eg_nginx_known) / sizeof(eg_str_t); j++)
+        {
+            for (k = 0; k < nwant; k++) {
+                if (eg_cookie_name_is(want[k], eg_nginx_known[j])) {
+                    break;
+                }
+            }
+
+            for (i = 0; k < nwant && i < rec->nfh; i++) {
+                if (eg_cookie_name_is(rec->fh[i].name, eg_nginx_known[j])) {
+                    rec->fslots[i] = (uint8_t) (k + 1);
                     break;
                 }
             }
@@ -152,6 +187,7 @@ eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
     req = rec->req;
     req.headers = rec->fh;
     req.nheaders = rec->nfh;
+    req.header_slots = rec->fslots;
 
     req.body_state = (rec->body_state == EG_BODY_READ)
                      ? EG_BODY_PENDING : rec->body_state;

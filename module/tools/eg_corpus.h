@@ -23,6 +23,7 @@ typedef struct {
     /* the headers the rules of fh_rs read, as the module passes them */
     const eg_ruleset_t   *fh_rs;
     eg_header_t           fh[EG_CORPUS_MAX_HEADERS];
+    uint8_t               fslots[EG_CORPUS_MAX_HEADERS];
     size_t                nfh;
 } eg_record_t;
 

@@ -660,6 +660,59 @@ def header_rules_see_their_headers_only_filtered_by_hash(workdir):
 
 
 @suite.test
+def headers_nginx_knows_every_copy_seen(workdir):
+    """The first Cookie, User-Agent and Content-Type header is passed to
+    the engine as the name nginx found (ngx_http_exchange_guard_known());
+    a second one of the name, in any case, is still read, and so is the
+    first when a header nginx does not know comes before it.  A header
+    whose hash falls on the same bit is not taken for it."""
+    site = os.path.join(workdir, "site.rules")
+    with open(site, "w") as f:
+        f.write(eg.rule_text("SITE-UA", "ua",
+                             "header:User-Agent prefix EvilAgent/"))
+        f.write(eg.rule_text("SITE-CT", "ct",
+                             "header:Content-Type contains evil-type"))
+        f.write(eg.rule_text("SITE-CK", "ck", "cookie:EvilCookie present"))
+        f.write(eg.rule_text("SITE-XH", "xh", "header:X-Site-Evil present"))
+    http = eg.GUARD_HTTP.format(mode="on", rules=eg.RULES, dir=workdir) \
+        + "exchange_guard_rules %s;\n" % site
+    cases = [
+        ([("User-Agent", "Mozilla/5.0"), ("user-agent", "EvilAgent/1")],
+         "SITE-UA"),
+        ([("User-Agent", "EvilAgent/1"), ("User-Agent", "Mozilla/5.0")],
+         "SITE-UA"),
+        ([("X-Site-Evil2", "1"), ("USER-AGENT", "evilagent/2")], "SITE-UA"),
+        ([("Content-Type", "text/xml"), ("Content-Type", "evil-type")],
+         "SITE-CT"),
+        ([("Cookie", "a=1"), ("cookie", "b=2; EvilCookie=1")], "SITE-CK"),
+        ([("Cookie", "evilcookie=1"), ("Cookie", "a=1")], "SITE-CK"),
+        ([("Cookie", "a=1"), ("User-Agent", "Mozilla/5.0"),
+          ("x-site-evil", "1")], "SITE-XH"),
+        ([("Cookie", "a=1"), ("User-Agent", "Mozilla/5.0"),
+          ("Content-Type", "text/xml"), ("Cookie", "b=EvilCookie")], None),
+        # nginx's hash of these names is that of user-agent and cookie,
+        # modulo 64: the header filter passes them, they are not those
+        ([("X-Collide-10", "EvilAgent/1"), ("User-Agent", "Mozilla/5.0")],
+         None),
+        ([("X-Collide-22", "EvilCookie=1"), ("Cookie", "a=1")], None),
+    ]
+    n = 0
+    with Env(workdir, http=http) as env:
+        for headers, rid in cases:
+            before = len(env.nginx.lines())
+            r = eg.request(env.nginx.port, "GET", "/owa/", headers)
+            time.sleep(0.005)
+            got = [json.loads(l.decode("utf-8"))["rule"]["id"]
+                   for l in env.nginx.lines()[before:]]
+            want = 403 if rid else 200
+            check(r.status == want and got == ([rid] if rid else []),
+                  "%s: status %d, log %s; want %d, %s"
+                  % (headers, r.status, got, want, rid))
+            n += 1
+    return n
+
+
+@suite.test
 def thousands_of_site_rules(workdir):
     """A site's own rules by the thousand next to the shipped ones: header
     names past the engine's slots, User-Agent and query pieces, cookie

@@ -51,6 +51,7 @@ static void test_lack(void);
 static void test_probes_scoped(void);
 static void test_scope_select(void);
 static void test_header_keys(void);
+static void test_header_slots(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -3105,6 +3106,107 @@ main(void)
     EG_RUN(test_probes_scoped);
     EG_RUN(test_scope_select);
     EG_RUN(test_header_keys);
+    EG_RUN(test_header_slots);
 
     return eg_test_done();
+}
+
+
+/*
+ * req->header_slots, as nginx passes them for the first header of each
+ * name it knows: the same verdict as without them, a second header of
+ * the name (not marked) still seen, and a mark past the rule set's names
+ * ignored (the name is compared).
+ */
+
+static void
+test_header_slots(void)
+{
+    char              idbuf[256], want[256];
+    size_t            i, k, n, ua, ck, ct;
+    uint8_t           slots[4];
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    const eg_str_t   *names;
+    eg_test_arena_t   arena;
+
+    static const struct {
+        const char   *h[6];
+        uint8_t       mark[3];      /* 1: slot of the name, 2: 255 */
+        const char   *ids;
+    } t[] = {
+        { { "User-Agent", "Mozilla/5.0", "user-agent", "antSword/v2.1",
+            NULL }, { 1, 0 }, "T-UA" },
+        { { "User-Agent", "antSword/v2.1", NULL }, { 1 }, "T-UA" },
+        { { "User-Agent", "antSword/v2.1", NULL }, { 2 }, "T-UA" },
+        { { "User-Agent", "Mozilla/5.0", NULL }, { 2 }, "" },
+        { { "Cookie", "a=1", "Cookie", "X-BEResource=localhost/x?~1",
+            NULL }, { 1, 0 }, "T-CK" },
+        { { "Cookie", "X-BEResource=localhost/x?~1", "Content-Type",
+            "text/xml", NULL }, { 1, 1 }, "T-CK,T-CT" },
+        { { "Content-Type", "text/html", "User-Agent", "Mozilla/5.0",
+            "Cookie", "X-BEResource=ex01.contoso.local~1" },
+          { 1, 1, 1 }, "" },
+        { { "X-OWA-ExplicitLogonUser", "a@b/powershell", "User-Agent",
+            "antSword/1", NULL }, { 0, 1 }, "T-UA,T-HP" }
+    };
+
+    rs = RULES(RULE("T-UA", "log",
+                    "    match header:User-Agent prefix antSword/\n")
+               RULE("T-CK", "block",
+                    "    match cookie:X-BEResource backend\n")
+               RULE("T-CT", "log",
+                    "    match header:Content-Type is text/xml\n")
+               RULE("T-HP", "log",
+                    "    match header:X-OWA-ExplicitLogonUser contains /\n"));
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+
+    n = eg_ruleset_header_names(rs, &names);
+    ua = ck = ct = n;
+
+    for (k = 0; k < n; k++) {
+        if (eg_str_ieq(names[k], eg_test_s("user-agent"))) {
+            ua = k;
+        } else if (eg_str_ieq(names[k], eg_test_s("cookie"))) {
+            ck = k;
+        } else if (eg_str_ieq(names[k], eg_test_s("content-type"))) {
+            ct = k;
+        }
+    }
+
+    CHECK(n == 4 && ua < n && ck < n && ct < n);
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        req(&r, "POST", "/ecp/y.js", t[i].h[0], t[i].h[1], t[i].h[2],
+            t[i].h[3], t[i].h[4], t[i].h[5], NULL);
+
+        eg_eval(rs, &r.req, &opts, alloc, &v);
+        snprintf(want, sizeof(want), "%s", ids(&v, idbuf, sizeof(idbuf)));
+        CHECK_STR(want, t[i].ids);
+
+        for (k = 0; k < r.req.nheaders; k++) {
+            slots[k] = 0;
+
+            if (t[i].mark[k] == 2) {
+                slots[k] = 255;
+
+            } else if (t[i].mark[k] == 1) {
+                slots[k] = 1 + (r.h[k].name.data[0] == 'C'
+                                ? (r.h[k].name.data[2] == 'o' ? ck : ct)
+                                : ua);
+            }
+        }
+
+        r.req.header_slots = slots;
+        eg_eval(rs, &r.req, &opts, alloc, &v);
+        CHECK_STR(ids(&v, idbuf, sizeof(idbuf)), want);
+    }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
 }
