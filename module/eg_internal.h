@@ -105,7 +105,9 @@ typedef struct eg_cond_s {
     uint8_t               edge[32];  /* a bit per byte, both cases */
 
     /* prefix, suffix with 9 to 32 arguments: bit i of byedge[b] for each
-       argument i whose first (suffix: last) byte is b, lower case */
+       argument i whose first (suffix: last) byte is b, lower case, and of
+       byedge[256 + b] for each whose second (suffix: second last) byte is
+       b, or that has one byte */
     uint32_t             *byedge;
 
     /* is, prefix, suffix: each argument's eg_fold_make(), NULL when the

@@ -1277,7 +1277,13 @@ eg_test_end(const eg_cond_t *c, eg_str_t s, int tail)
     if (c->byedge) {
         /* no argument is empty (has_edge) */
 
-        for (m = c->byedge[b]; m; m &= m - 1) {
+        m = c->byedge[b];
+
+        if (s.len >= 2) {
+            m &= c->byedge[256 + eg_lower(s.data[tail ? s.len - 2 : 1])];
+        }
+
+        for ( /* void */ ; m; m &= m - 1) {
             a = &c->args[eg_ctz32(m)];
 
             if (s.len >= a->len) {

@@ -2013,13 +2013,15 @@ eg_plan_edge(eg_cond_t *c)
 }
 
 
-/* the arguments of a long prefix or suffix list by their edge byte: a
-   value is compared with the few that can match, not with all */
+/* the arguments of a long prefix or suffix list by their edge byte and
+   the byte next to it: a value is compared with the few that can match,
+   not with all (".flt .eot .dat .manifest" end in 't'; of them, only
+   ".manifest" can be the end of "/GetList") */
 
 static void
 eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
 {
-    size_t         i;
+    size_t         i, len;
     unsigned char  b;
 
     if (!c->has_edge || c->op == EG_OP_IS || c->nargs <= 8 || c->nargs > 32) {
@@ -2030,17 +2032,33 @@ eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
     /* the arguments do not change from one load to the next */
 
     if (c->byedge == NULL) {
-        c->byedge = eg_mem_alloc(&rs->mem, 256 * sizeof(uint32_t));
+        c->byedge = eg_mem_alloc(&rs->mem, 512 * sizeof(uint32_t));
         if (c->byedge == NULL) {
             return;
         }
     }
 
-    memset(c->byedge, 0, 256 * sizeof(uint32_t));
+    memset(c->byedge, 0, 512 * sizeof(uint32_t));
 
     for (i = 0; i < c->nargs; i++) {
-        b = c->args[i].data[c->op == EG_OP_SUFFIX ? c->args[i].len - 1 : 0];
+        len = c->args[i].len;
+        b = c->args[i].data[c->op == EG_OP_SUFFIX ? len - 1 : 0];
         c->byedge[b] |= (uint32_t) 1 << i;
+
+        /* the next byte: any, for an argument of one byte */
+
+        if (len == 1) {
+            for (b = 0; ; b++) {
+                c->byedge[256 + b] |= (uint32_t) 1 << i;
+                if (b == 255) {
+                    break;
+                }
+            }
+
+        } else {
+            b = c->args[i].data[c->op == EG_OP_SUFFIX ? len - 2 : 1];
+            c->byedge[256 + b] |= (uint32_t) 1 << i;
+        }
     }
 }
 

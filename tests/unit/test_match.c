@@ -1402,7 +1402,10 @@ test_long_lists(void)
                     ".manifest .t\n")
                RULE("T-P", "block",
                     "    match path prefix /a1/ /a2/ /a3/ /b/ /c/ /d/ /e/ "
-                    "/f/ /g/ /h/ /aa\n"));
+                    "/f/ /g/ /h/ /aa\n")
+               RULE("T-S1", "block",
+                    "    match query suffix q .az .bz .cz .dz .ez .fz .gz .hz "
+                    ".iz\n"));
 
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
@@ -1427,6 +1430,22 @@ test_long_lists(void)
     eg_eval(rs, req(&r, "GET", "/aaa", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "T-P");
     eg_eval(rs, req(&r, "GET", "/a4/x", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+
+    /* by the last byte and the one before it: an argument of one byte
+       whatever that byte is, a value of one byte */
+
+    eg_eval(rs, req(&r, "GET", "/x?abcq", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S1");
+    eg_eval(rs, req(&r, "GET", "/x?a=1.GZ", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S1");
+    eg_eval(rs, req(&r, "GET", "/x?q", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-S1");
+    eg_eval(rs, req(&r, "GET", "/x?z", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/x?qgZ", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GET", "/x?a.jz", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "");
 
     eg_test_arena_free(&arena);
