@@ -332,6 +332,7 @@ struct eg_ruleset_s {
     eg_str_t              methods[64];   /* lower case */
     uint64_t              method_words[64];  /* up to 8 bytes: packed */
     size_t                nmethods;
+    uint64_t              method_keys;  /* bit eg_method_key() of each */
     uint8_t               anchor_field[64];  /* EG_ANCHOR_LINE: none, the
                                                 slot of a line probe
                                                 (anchor_line) */
@@ -467,6 +468,17 @@ int eg_path_plain(eg_str_t path);
 unsigned eg_target_scan(eg_str_t target, size_t *qpos);
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
+
+
+/* a method name of len bytes that starts with c, in either case (its low
+   5 bits), as a bit of a word: most methods no rule names ("POST" where
+   rules name GET, HEAD and OPTIONS) are ruled out by it */
+
+static inline unsigned
+eg_method_key(size_t len, unsigned char c)
+{
+    return (unsigned) (len * 7 + (c & 31)) & 63;
+}
 
 
 /* a header name of len bytes (not 0) that starts with c, in either case:

@@ -679,19 +679,26 @@ eg_probe_method(eg_state_t *st)
 {
     size_t               k;
     uint64_t             w;
+    eg_str_t             m;
     const eg_ruleset_t  *rs = st->rs;
 
     st->have |= EG_HAVE_METHOD;
 
+    m = st->req->method;
+
+    if (m.len && !((rs->method_keys >> eg_method_key(m.len, m.data[0])) & 1))
+    {
+        return;
+    }
+
     /* the method and the names as words: their first eight bytes */
 
-    w = eg_lower8(eg_word(st->req->method));
+    w = eg_lower8(eg_word(m));
 
     for (k = 0; k < rs->nmethods; k++) {
-        if (rs->methods[k].len == st->req->method.len
+        if (rs->methods[k].len == m.len
             && rs->method_words[k] == w
-            && (rs->methods[k].len <= 8
-                || eg_ieq_lower(st->req->method, rs->methods[k])))
+            && (rs->methods[k].len <= 8 || eg_ieq_lower(m, rs->methods[k])))
         {
             st->method = (uint64_t) 1 << k;
             return;

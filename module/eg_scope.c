@@ -456,6 +456,7 @@ eg_plan_build(eg_ruleset_t *rs)
     rs->slot_ctype = -1;
     rs->nmemo = 0;
     rs->nmethods = 0;
+    rs->method_keys = 0;
     rs->nanchors = 0;
 
     for (i = 0; i < rs->nrules; i++) {
@@ -1708,6 +1709,11 @@ eg_plan_probe_method(eg_ruleset_t *rs, eg_rule_t *r, const eg_cond_t *c)
             rs->methods[k] = c->args[i];
             rs->method_words[k] = eg_word(c->args[i]);
             rs->nmethods++;
+
+            if (c->args[i].len) {
+                rs->method_keys |= (uint64_t) 1 << eg_method_key(
+                                       c->args[i].len, c->args[i].data[0]);
+            }
         }
 
         mask |= (uint64_t) 1 << k;

@@ -1347,6 +1347,19 @@ test_probes(void)
     eg_eval(rs, req(&r, "PROPFINDX", "/", NULL), &opts, alloc, &v);
     CHECK_IDS(&v, "");
 
+    /* a name by its length and first byte first (eg_method_key()): the
+       names in any case, and one of GET's key that is not GET */
+
+    eg_eval(rs, req(&r, "options", "/owa/auth/x.js", NULL), &opts, alloc,
+            &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "hEAD", "/owa/auth/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "");
+    eg_eval(rs, req(&r, "GOT", "/owa/auth/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-M");
+    eg_eval(rs, req(&r, "", "/owa/auth/x.js", NULL), &opts, alloc, &v);
+    CHECK_IDS(&v, "T-M");
+
     /* anchors: any of the arguments' bytes; the query decoded */
 
     eg_eval(rs, req(&r, "GET", "/a/b@c?x-rps-cat=1", NULL), &opts, alloc,
