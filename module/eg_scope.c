@@ -2027,7 +2027,7 @@ eg_plan_edge(eg_cond_t *c)
 static void
 eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
 {
-    size_t         i, len;
+    size_t         i, k, len;
     unsigned char  b;
 
     if (!c->has_edge || c->op == EG_OP_IS || c->nargs <= 8 || c->nargs > 32) {
@@ -2054,11 +2054,8 @@ eg_plan_byedge(eg_ruleset_t *rs, eg_cond_t *c)
         /* the next byte: any, for an argument of one byte */
 
         if (len == 1) {
-            for (b = 0; ; b++) {
-                c->byedge[256 + b] |= (uint32_t) 1 << i;
-                if (b == 255) {
-                    break;
-                }
+            for (k = 256; k < 512; k++) {
+                c->byedge[k] |= (uint32_t) 1 << i;
             }
 
         } else {
