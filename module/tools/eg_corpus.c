@@ -124,34 +124,53 @@ eg_record_fix(eg_record_t *rec)
 /*
  * The headers whose first one nginx finds by name while it parses the
  * request (r->headers_in), which the module passes to the engine as
- * matched: ngx_http_exchange_guard_known[] in the module.
+ * matched: ngx_http_exchange_guard_known_headers[] in the module.
  */
 
 static const eg_str_t  eg_nginx_known[] = {
-    eg_string("host"),
+    eg_string("cookie"),
     eg_string("user-agent"),
-    eg_string("referer"),
     eg_string("content-type"),
-    eg_string("authorization"),
-    eg_string("cookie")
+    eg_string("host"),
+    eg_string("referer"),
+    eg_string("authorization")
 };
+
+
+static int
+eg_nginx_knows(eg_str_t lname)
+{
+    size_t  j;
+
+    for (j = 0; j < sizeof(eg_nginx_known) / sizeof(eg_str_t); j++) {
+        if (lname.len == eg_nginx_known[j].len
+            && memcmp(lname.data, eg_nginx_known[j].data, lname.len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
 
 
 void
 eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
     const eg_alloc_t *alloc, eg_record_t *rec, eg_verdict_t *v)
 {
-    size_t           i, k, j, nwant;
+    size_t           i, k, nwant;
+    uint32_t         seen;
     eg_request_t     req;
     const eg_str_t  *want;
 
     /* as the module: only the headers rules read (nginx picks them by
-       its header hash, a superset of these); chosen once per rule set;
-       the first of each header nginx knows has its slot */
+       its header hash, a superset of these), the first of each name
+       nginx knows with its slot; chosen once per rule set */
 
     if (rec->fh_rs != rs) {
         rec->fh_rs = rs;
         rec->nfh = 0;
+        seen = 0;
         nwant = eg_ruleset_header_names(rs, &want);
 
         for (i = 0; i < rec->req.nheaders; i++) {
@@ -160,24 +179,19 @@ eg_eval_like_nginx(const eg_ruleset_t *rs, const eg_options_t *opts,
                     || eg_cookie_name_is(rec->req.headers[i].name, want[k]))
                 {
                     rec->fslots[rec->nfh] = 0;
+
+                    /* the names are lower case, fewer than 32 (nginx
+                       passes no slot past them either) */
+
+                    if (nwant != (size_t) -1 && !(seen & (1u << k))) {
+                        seen |= 1u << k;
+
+                        if (eg_nginx_knows(want[k])) {
+                            rec->fslots[rec->nfh] = (uint8_t) (k + 1);
+                        }
+                    }
+
                     rec->fh[rec->nfh++] = rec->req.headers[i];
-                    break;
-                }
-            }
-        }
-
-        for (j = 0; nwant != (size_t) -1
-                    && j < sizeof(eg_nginx_known) / sizeof(eg_str_t); j++)
-        {
-            for (k = 0; k < nwant; k++) {
-                if (eg_cookie_name_is(want[k], eg_nginx_known[j])) {
-                    break;
-                }
-            }
-
-            for (i = 0; k < nwant && i < rec->nfh; i++) {
-                if (eg_cookie_name_is(rec->fh[i].name, eg_nginx_known[j])) {
-                    rec->fslots[i] = (uint8_t) (k + 1);
                     break;
                 }
             }
