@@ -466,6 +466,51 @@ int eg_path_plain(eg_str_t path);
 #define EG_SCAN_ESCAPE  2
 
 unsigned eg_target_scan(eg_str_t target, size_t *qpos);
+
+/* eg_uri_normalize() past the scan: scan and qpos are the target's
+   eg_target_scan(), or EG_SCAN_NONE when it is not scanned yet */
+#define EG_SCAN_NONE  ((unsigned) -1)
+
+int eg_uri_decode_target(eg_str_t target, unsigned rounds,
+    const eg_alloc_t *alloc, eg_str_t *path, eg_str_t *query, unsigned scan,
+    size_t qpos);
+
+
+/*
+ * eg_uri_normalize(), inline for the engine: the usual target, a plain
+ * path and a query with nothing to decode, is split with no frame around
+ * the scan; both are the target's bytes.
+ */
+
+static EG_INLINE int
+eg_uri_split(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
+    eg_str_t *path, eg_str_t *query)
+{
+    size_t    qpos;
+    unsigned  scan;
+
+    qpos = 0;
+    scan = EG_SCAN_NONE;
+
+    if (target.len && target.data[0] == '/') {
+        scan = eg_target_scan(target, &qpos);
+
+        if (scan == EG_SCAN_PLAIN) {
+            path->data = target.data;
+            path->len = qpos;
+
+            if (query) {
+                query->data = target.data + qpos + (qpos < target.len);
+                query->len = target.data + target.len - query->data;
+            }
+
+            return 0;
+        }
+    }
+
+    return eg_uri_decode_target(target, rounds, alloc, path, query, scan,
+                                qpos);
+}
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 

@@ -1809,8 +1809,8 @@ eg_normalize(eg_state_t *st)
     rounds = st->opts->decode_rounds ? st->opts->decode_rounds
                                      : EG_DEFAULT_DECODE_ROUNDS;
 
-    if (eg_uri_normalize(st->req->target, rounds, st->alloc, &st->v->path,
-                         &st->v->query)
+    if (eg_uri_split(st->req->target, rounds, st->alloc, &st->v->path,
+                     &st->v->query)
         != 0)
     {
         eg_limit(st, EG_LIMIT_DECODE_ROUNDS);

@@ -24,13 +24,7 @@ static int eg_hex(unsigned char c);
 static size_t eg_path_canonical(unsigned char *s, size_t len);
 static EG_INLINE int eg_has_escape(eg_str_t in, int plus);
 static size_t eg_segment(unsigned char *seg, size_t len);
-static EG_INLINE unsigned eg_scan(eg_str_t target, size_t *qpos);
-static EG_NOINLINE int eg_uri_decode_target(eg_str_t target, unsigned rounds,
-    const eg_alloc_t *alloc, eg_str_t *path, eg_str_t *query, unsigned scan,
-    size_t qpos);
-
-/* eg_uri_decode_target(): the target is not scanned yet */
-#define EG_SCAN_NONE  ((unsigned) -1)
+static EG_NOINLINE unsigned eg_scan(eg_str_t target, size_t *qpos);
 
 
 int
@@ -160,40 +154,14 @@ int
 eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     eg_str_t *path, eg_str_t *query)
 {
-    size_t    qpos;
-    unsigned  scan;
-
-    /* the usual target, a plain path and a query with nothing to decode:
-       both are the target's bytes, without the frame of the rest */
-
-    qpos = 0;
-    scan = EG_SCAN_NONE;
-
-    if (target.len && target.data[0] == '/') {
-        scan = eg_scan(target, &qpos);
-
-        if (scan == EG_SCAN_PLAIN) {
-            path->data = target.data;
-            path->len = qpos;
-
-            if (query) {
-                query->data = target.data + qpos + (qpos < target.len);
-                query->len = target.data + target.len - query->data;
-            }
-
-            return 0;
-        }
-    }
-
-    return eg_uri_decode_target(target, rounds, alloc, path, query, scan,
-                                qpos);
+    return eg_uri_split(target, rounds, alloc, path, query);
 }
 
 
 /* the rest: an absolute-form target, a path to decode or canonicalize, a
    query to decode; scan and qpos: the target's scan, or EG_SCAN_NONE */
 
-static EG_NOINLINE int
+EG_NOINLINE int
 eg_uri_decode_target(eg_str_t target, unsigned rounds,
     const eg_alloc_t *alloc, eg_str_t *path, eg_str_t *query, unsigned scan,
     size_t qpos)
@@ -302,11 +270,19 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos);
 unsigned
 eg_target_scan(eg_str_t target, size_t *qpos)
 {
+    /* the usual target, with AVX2 known to be there: a jump, no frame */
+
+#if (EG_AVX2)
+    if (eg_avx2 > 0 && target.len && target.data[0] == '/') {
+        return eg_target_scan_avx2(target.data, target.len, qpos);
+    }
+#endif
+
     return eg_scan(target, qpos);
 }
 
 
-static EG_INLINE unsigned
+static EG_NOINLINE unsigned
 eg_scan(eg_str_t target, size_t *qpos)
 {
     unsigned              scan;
