@@ -511,6 +511,8 @@ eg_uri_split(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     return eg_uri_decode_target(target, rounds, alloc, path, query, scan,
                                 qpos);
 }
+
+
 int eg_path_byte_ok(const unsigned char *s, size_t i, size_t len);
 size_t eg_utf8_put(unsigned char *d, uint32_t cp);
 

@@ -779,20 +779,18 @@ ngx_http_exchange_guard_view(ngx_http_request_t *r,
  * The first header of a name nginx finds while parsing the request: the
  * one r->headers_in points to.  A second Host or Authorization is refused
  * by nginx; a second of the others is not pointed to, and the engine
- * compares its name.
+ * compares its name.  Before 1.23 the Cookie headers are an array.
  */
 
 static ngx_inline ngx_table_elt_t *
 ngx_http_exchange_guard_first(ngx_http_request_t *r, ngx_uint_t offset)
 {
+#if (nginx_version < 1023000)
     if (offset == NGX_HTTP_EXCHANGE_GUARD_COOKIE) {
-#if (nginx_version >= 1023000)
-        return r->headers_in.cookie;
-#else
         return r->headers_in.cookies.nelts
                ? ((ngx_table_elt_t **) r->headers_in.cookies.elts)[0] : NULL;
-#endif
     }
+#endif
 
     return *(ngx_table_elt_t **) ((char *) &r->headers_in + offset);
 }
@@ -1254,7 +1252,11 @@ static struct {
     ngx_str_t     name;
     ngx_uint_t    offset;
 } ngx_http_exchange_guard_known_headers[NGX_HTTP_EXCHANGE_GUARD_KNOWN] = {
+#if (nginx_version >= 1023000)
+    { ngx_string("cookie"), offsetof(ngx_http_headers_in_t, cookie) },
+#else
     { ngx_string("cookie"), NGX_HTTP_EXCHANGE_GUARD_COOKIE },
+#endif
     { ngx_string("user-agent"), offsetof(ngx_http_headers_in_t, user_agent) },
     { ngx_string("content-type"),
       offsetof(ngx_http_headers_in_t, content_type) },

@@ -24,6 +24,8 @@
  */
 
 #define NGX_HTTP_EXCHANGE_GUARD_KNOWN   6
+
+/* the offset of Cookie before 1.23, where headers_in.cookies is an array */
 #define NGX_HTTP_EXCHANGE_GUARD_COOKIE  ((ngx_uint_t) -1)
 
 typedef struct {
