@@ -193,6 +193,26 @@ typedef struct {
                                         walked by a shift, not a multiply */
 } eg_probe_t;
 
+
+/*
+ * A place byte probes read (up to 64 rules, eg_plan_lack_bytes()): the
+ * byte at pos of a field (from its end: tail), or of a header's one value
+ * (slot).  rules: those with a probe there; drop[b]: those whose probe
+ * fails b.  A value too short fails them all; a header sent twice, or
+ * too long, fails none (eg_probe()).
+ */
+
+#define EG_LACK_KEYS  4
+
+typedef struct {
+    uint64_t              rules;
+    uint8_t               field;     /* eg_field_e */
+    uint8_t               tail;
+    int                   slot;
+    uint32_t              pos;
+    uint64_t              drop[256];
+} eg_lack_byte_t;
+
 struct eg_rule_s {
     /* what a request reads first, whether the rule can apply at all, on
        the rule's first cache lines; what only a match reads, last */
@@ -408,11 +428,17 @@ struct eg_ruleset_s {
     uint64_t              lack_cookie[256];
     uint64_t              lack_path[64];
     uint64_t              lack_query[64];
+
+    /* and those whose byte probe at one place (a key below) the byte
+       there fails, for the keys most rules probe (eg_plan_lack_bytes()) */
+    eg_lack_byte_t        lack_byte[EG_LACK_KEYS];
+    size_t                nlack_byte;
 };
 
 #define EG_LACK_HDR     1
 #define EG_LACK_COOKIE  2
 #define EG_LACK_LEN     4
+#define EG_LACK_BYTE    8
 
 
 /*

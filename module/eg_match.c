@@ -111,6 +111,7 @@ static EG_NOINLINE void eg_open_grams(eg_state_t *st);
 static void eg_open_grams_in(eg_state_t *st, uint32_t target, eg_str_t s);
 static EG_INLINE const eg_header_t *eg_next_header(eg_state_t *st,
     int slot, eg_str_t lname, size_t *i);
+static EG_INLINE void eg_lack_bytes(eg_state_t *st, uint64_t *bits);
 static EG_INLINE int eg_rule_skipped(eg_state_t *st, const eg_rule_t *r);
 static EG_INLINE void eg_eval_bits(eg_state_t *st, uint64_t *bits,
     const uint64_t *notes, uint64_t live, int recheck);
@@ -220,6 +221,10 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
         st.lacked = 1;
     }
 
+    if (nwords == 1 && (rs->lack & EG_LACK_BYTE)) {
+        eg_lack_bytes(&st, bits);
+    }
+
     /* the words that hold a rule to evaluate: past 64 rules most hold
        none; a single word is walked as it is */
 
@@ -317,6 +322,37 @@ eg_eval_bits(eg_state_t *st, uint64_t *bits, const uint64_t *notes,
                 word &= bits[w];
             }
         }
+    }
+}
+
+
+/* the rules whose byte probe at a place of the tables the request's byte
+   there fails (eg_plan_lack_bytes()), as eg_probe() would fail them */
+
+static EG_INLINE void
+eg_lack_bytes(eg_state_t *st, uint64_t *bits)
+{
+    eg_str_t               s;
+    const eg_lack_byte_t  *lb, *end;
+
+    lb = st->rs->lack_byte;
+
+    for (end = lb + st->rs->nlack_byte; lb < end; lb++) {
+        if (!(bits[0] & lb->rules)) {
+            continue;
+        }
+
+        if (lb->field <= EG_F_URI) {
+            s = eg_target_value(st, lb->field);
+
+        } else if (!eg_one_header(st, lb->slot, &s)) {
+            continue;
+        }
+
+        bits[0] &= ~(s.len <= lb->pos
+                     ? lb->rules
+                     : lb->drop[s.data[lb->tail ? s.len - 1 - lb->pos
+                                                : lb->pos]]);
     }
 }
 

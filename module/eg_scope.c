@@ -377,6 +377,10 @@ static unsigned eg_byte_weight(unsigned char b);
 static void eg_set_either_case(uint8_t *set, unsigned char b);
 static void eg_plan_gates(eg_ruleset_t *rs);
 static void eg_plan_lack(eg_ruleset_t *rs);
+static void eg_plan_lack_bytes(eg_ruleset_t *rs);
+static const eg_probe_t *eg_lack_probe(const eg_rule_t *r);
+static void eg_lack_place(eg_lack_byte_t *lb, const eg_probe_t *p);
+static int eg_probe_at(const eg_probe_t *p, const eg_lack_byte_t *lb);
 static void eg_plan_cookie_tab(eg_ruleset_t *rs);
 static void eg_plan_literals(eg_ruleset_t *rs, eg_cond_t *c);
 static size_t eg_regex_literals(eg_str_t re, unsigned char *buf,
@@ -567,6 +571,7 @@ eg_plan_lack(eg_ruleset_t *rs)
     eg_rule_t  *r;
 
     rs->lack = 0;
+    rs->nlack_byte = 0;
 
     for (i = 0; i < rs->nrules; i++) {
         rs->rules[i]->lacked = 0;
@@ -615,6 +620,132 @@ eg_plan_lack(eg_ruleset_t *rs)
             }
         }
     }
+
+    eg_plan_lack_bytes(rs);
+}
+
+
+/*
+ * The places the rules' first byte probes read that the most rules
+ * share, up to EG_LACK_KEYS: a request reads each place once for all the
+ * rules that probe it ("header:User-Agent prefix antSword/ ..." is
+ * dropped by the User-Agent's eighth byte, its rule not visited).  The
+ * rules keep their probes: a rule the table keeps is probed as before.
+ */
+
+static void
+eg_plan_lack_bytes(eg_ruleset_t *rs)
+{
+    size_t             i, k, t, n, most;
+    unsigned           b;
+    uint64_t           bit;
+    eg_lack_byte_t    *lb;
+    const eg_probe_t  *p, *best;
+
+    for (k = 0; k < EG_LACK_KEYS; k++) {
+        lb = &rs->lack_byte[k];
+
+        /* the place most rules probe first, of those not taken yet (the
+           first of equals, in load order) */
+
+        most = 0;
+        best = NULL;
+
+        for (i = 0; i < rs->nrules; i++) {
+            p = eg_lack_probe(rs->rules[i]);
+
+            for (t = 0; p != NULL && t < k; t++) {
+                if (eg_probe_at(p, &rs->lack_byte[t])) {
+                    p = NULL;
+                }
+            }
+
+            if (p == NULL) {
+                continue;
+            }
+
+            eg_lack_place(lb, p);
+
+            for (n = 0, t = i; t < rs->nrules; t++) {
+                n += eg_probe_at(eg_lack_probe(rs->rules[t]), lb);
+            }
+
+            if (n > most) {
+                most = n;
+                best = p;
+            }
+        }
+
+        if (best == NULL) {
+            return;
+        }
+
+        eg_lack_place(lb, best);
+        lb->rules = 0;
+        memset(lb->drop, 0, sizeof(lb->drop));
+
+        for (i = 0; i < rs->nrules; i++) {
+            p = eg_lack_probe(rs->rules[i]);
+
+            if (!eg_probe_at(p, lb)) {
+                continue;
+            }
+
+            bit = (uint64_t) 1 << i;
+            lb->rules |= bit;
+
+            for (b = 0; b < 256; b++) {
+                if (!eg_byte_in(p->set, (unsigned char) b)) {
+                    lb->drop[b] |= bit;
+                }
+            }
+        }
+
+        rs->nlack_byte = k + 1;
+        rs->lack |= EG_LACK_BYTE;
+    }
+}
+
+
+/* a rule's first byte probe, if it reads the method, path, query or uri,
+   or a header slot; else NULL */
+
+static const eg_probe_t *
+eg_lack_probe(const eg_rule_t *r)
+{
+    size_t  j;
+
+    for (j = 0; j < r->nprobes; j++) {
+        if (r->probes[j].kind == EG_PROBE_BYTE) {
+            return (r->probes[j].field <= EG_F_URI
+                    || (r->probes[j].slot >= 0
+                        && r->probes[j].slot < EG_HDR_SLOTS))
+                   ? &r->probes[j] : NULL;
+        }
+    }
+
+    return NULL;
+}
+
+
+static void
+eg_lack_place(eg_lack_byte_t *lb, const eg_probe_t *p)
+{
+    lb->field = p->field;
+    lb->tail = p->tail;
+    lb->slot = p->field > EG_F_URI ? p->slot : -1;
+    lb->pos = p->pos;
+}
+
+
+/* 1 if p (NULL: none) reads the place of lb */
+
+static int
+eg_probe_at(const eg_probe_t *p, const eg_lack_byte_t *lb)
+{
+    return p != NULL && p->field == lb->field && p->tail == lb->tail
+           && p->pos == lb->pos
+           && (p->field <= EG_F_URI || p->slot == lb->slot);
 }
 
 

@@ -52,6 +52,7 @@ static void test_probes_scoped(void);
 static void test_scope_select(void);
 static void test_header_keys(void);
 static void test_header_slots(void);
+static void test_lack_bytes(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -3139,6 +3140,7 @@ main(void)
     EG_RUN(test_scope_select);
     EG_RUN(test_header_keys);
     EG_RUN(test_header_slots);
+    EG_RUN(test_lack_bytes);
 
     return eg_test_done();
 }
@@ -3237,6 +3239,118 @@ test_header_slots(void)
         r.req.header_slots = slots;
         eg_eval(rs, &r.req, &opts, alloc, &v);
         CHECK_STR(ids(&v, idbuf, sizeof(idbuf)), want);
+    }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/*
+ * The byte tables (eg_plan_lack_bytes()): the rules whose first byte
+ * probe reads one place (a header's value, the path from its end, the
+ * query) are dropped by the request's byte there, as their probes would
+ * drop them.  A header sent twice, or longer than the bound (30 bytes
+ * here), drops none: the rule decides it, and reports the limit.  A value
+ * too short for the place drops them all.  Each request gives the same
+ * verdict and limit with the tables as without them (rs->lack cleared),
+ * and the verdict written here.
+ */
+
+static void
+test_lack_bytes(void)
+{
+    char              idbuf[256], off[256];
+    size_t            i, k, keys;
+    unsigned          lack, limit;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    static const struct {
+        const char  *target;
+        const char  *ua;        /* NULL: none */
+        const char  *ua2;       /* a second User-Agent header */
+        const char  *ids;
+        unsigned     limit;
+    } t[] = {
+        { "/", "antSword/2.1", NULL, "T-UA,T-UA2", EG_LIMIT_NONE },
+        { "/", "ANTSWORD/2.1", NULL, "T-UA,T-UA2", EG_LIMIT_NONE },
+        { "/", "ExchangeServicesClient/0.0.0.0", NULL, "T-UA",
+          EG_LIMIT_NONE },
+        { "/", "ExchangeServicesClient/15.00", NULL, "", EG_LIMIT_NONE },
+        { "/", "Mozilla/5.0", NULL, "", EG_LIMIT_NONE },
+        { "/", "antSwor", NULL, "", EG_LIMIT_NONE },
+        { "/", "", NULL, "", EG_LIMIT_NONE },
+        { "/", "Mozilla/5.0", "antSword/2.1", "T-UA,T-UA2", EG_LIMIT_NONE },
+        { "/", "antSword/2.1", "Mozilla/5.0", "T-UA,T-UA2", EG_LIMIT_NONE },
+        { "/", "Mozilla/5.0 (Windows NT 10.0; x64)", NULL, "",
+          EG_LIMIT_HEADER_BYTES },
+        { "/", "antSword/2.1 (Windows NT 10.0; x64)", NULL, "",
+          EG_LIMIT_HEADER_BYTES },
+        { "/aspnet_client/x.aspx", NULL, NULL, "T-SUF", EG_LIMIT_NONE },
+        { "/aspnet_client/X.ASHX?a=1", NULL, NULL, "T-SUF", EG_LIMIT_NONE },
+        { "/aspnet_client/x.asmx", NULL, NULL, "", EG_LIMIT_NONE },
+        { "/x.aspx/", NULL, NULL, "", EG_LIMIT_NONE },
+        { "/.aspx", NULL, NULL, "T-SUF", EG_LIMIT_NONE },
+        { "/aspx", NULL, NULL, "", EG_LIMIT_NONE },
+        { "/owa/?cmd=whoami", NULL, NULL, "T-Q", EG_LIMIT_NONE },
+        { "/owa/?CMD=whoami", NULL, NULL, "T-Q", EG_LIMIT_NONE },
+        { "/owa/?cm", NULL, NULL, "", EG_LIMIT_NONE },
+        { "/owa/?c=1&cmd=x", NULL, NULL, "", EG_LIMIT_NONE },
+        { "/x.aspx?cmd=1", "antSword/", NULL, "T-UA,T-UA2,T-SUF,T-Q",
+          EG_LIMIT_NONE },
+        { "/x.aspx?cmd=1", "antSword/", "x", "T-UA,T-UA2,T-SUF,T-Q",
+          EG_LIMIT_NONE }
+    };
+
+    rs = RULES(RULE("T-UA", "block",
+                    "    match header:User-Agent prefix antSword/ "
+                    "ExchangeServicesClient/0.0.0.0\n")
+               RULE("T-UA2", "block",
+                    "    match header:User-Agent prefix antSword/\n")
+               RULE("T-SUF", "block",
+                    "    match path suffix .aspx .ashx\n")
+               RULE("T-Q", "block",
+                    "    match query prefix cmd=\n"));
+
+    /* a place for each kind of field, every rule in one */
+
+    keys = 0;
+    for (k = 0; k < rs->nlack_byte; k++) {
+        keys |= (size_t) rs->lack_byte[k].rules;
+        CHECK(rs->lack_byte[k].rules != 0);
+    }
+    CHECK(rs->lack & EG_LACK_BYTE);
+    CHECK_INT((int) keys, 0xf);
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+    opts.max_header_bytes = 30;
+    lack = rs->lack;
+
+    for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        rs->lack = 0;
+        eg_eval(rs, req(&r, "GET", t[i].target,
+                        t[i].ua ? "User-Agent" : NULL, t[i].ua,
+                        t[i].ua2 ? "User-Agent" : NULL, t[i].ua2, NULL),
+                &opts, alloc, &v);
+        snprintf(off, sizeof(off), "%s", ids(&v, idbuf, sizeof(idbuf)));
+        limit = v.limit;
+
+        rs->lack = lack;
+        eg_eval(rs, req(&r, "GET", t[i].target,
+                        t[i].ua ? "User-Agent" : NULL, t[i].ua,
+                        t[i].ua2 ? "User-Agent" : NULL, t[i].ua2, NULL),
+                &opts, alloc, &v);
+
+        CHECK_STR(off, t[i].ids);
+        CHECK_IDS(&v, t[i].ids);
+        CHECK_INT((int) limit, (int) t[i].limit);
+        CHECK_INT((int) v.limit, (int) t[i].limit);
     }
 
     eg_test_arena_free(&arena);
