@@ -771,7 +771,8 @@ static void
 eg_index_headers(eg_state_t *st)
 {
     int                   k;
-    size_t                i, n;
+    size_t                i, n, j, nhdr;
+    uint32_t              present;
     const uint8_t        *slots;
     const eg_header_t    *h;
     const eg_ruleset_t   *rs = st->rs;
@@ -779,8 +780,36 @@ eg_index_headers(eg_state_t *st)
     h = st->req->headers;
     n = st->req->nheaders;
     slots = st->req->header_slots;
+    i = 0;
 
-    for (i = 0; i < n; i++) {
+    /*
+     * The usual request from nginx: a slot on each header it passed, no
+     * two the same, and no gates to open: the slots are taken in a loop
+     * of their own, with what it keeps in registers (the stores to st
+     * could be to rs, for the compiler).  The first header without a
+     * slot, or with a slot seen before, goes on below.
+     */
+
+    if (slots != NULL && rs->ungated == NULL) {
+        nhdr = rs->nhdr;
+        present = st->present;
+
+        for ( /* void */ ; i < n; i++) {
+            j = (size_t) slots[i] - 1;
+
+            if (j >= nhdr || ((present >> j) & 1)) {
+                break;
+            }
+
+            present |= (uint32_t) 1 << j;
+            st->first[j] = i;
+            st->end[j] = i + 1;
+        }
+
+        st->present = present;
+    }
+
+    for ( /* void */ ; i < n; i++) {
         if (slots && slots[i] && slots[i] <= rs->nhdr) {
             k = slots[i] - 1;
 

@@ -3185,7 +3185,16 @@ test_header_slots(void)
             "Cookie", "X-BEResource=ex01.contoso.local~1" },
           { 1, 1, 1 }, "" },
         { { "X-OWA-ExplicitLogonUser", "a@b/powershell", "User-Agent",
-            "antSword/1", NULL }, { 0, 1 }, "T-UA,T-HP" }
+            "antSword/1", NULL }, { 0, 1 }, "T-UA,T-HP" },
+
+        /* a caller that marks a second copy with the same slot: both are
+           copies of the name, the first first */
+        { { "User-Agent", "antSword/v2.1", "user-agent", "Mozilla/5.0",
+            NULL }, { 1, 1 }, "T-UA" },
+        { { "User-Agent", "Mozilla/5.0", "user-agent", "antSword/v2.1",
+            NULL }, { 1, 1 }, "T-UA" },
+        { { "Cookie", "a=1", "User-Agent", "antSword/1", "Cookie",
+            "X-BEResource=localhost/x?~1" }, { 1, 1, 1 }, "T-UA,T-CK" }
     };
 
     rs = RULES(RULE("T-UA", "log",
