@@ -46,6 +46,56 @@ eg_url_decode(eg_str_t in, unsigned rounds, int plus_is_space,
 #if (EG_AVX2)
 
 /*
+ * The bytes the AVX2 scans compare with, 32 of each, read from memory:
+ * _mm256_set1_epi8() of a constant is built by three instructions each
+ * time a scan starts.  eg_splat256() of a constant folds to one load.
+ */
+
+#define EG_X8(c)   c, c, c, c, c, c, c, c
+#define EG_X32(c)  { EG_X8(c), EG_X8(c), EG_X8(c), EG_X8(c) }
+
+static const unsigned char  eg_splat32[][32] __attribute__((aligned(32))) = {
+    EG_X32(0x21), EG_X32(0x7f), EG_X32('%'), EG_X32('('), EG_X32(':'),
+    EG_X32('\\'), EG_X32('/'), EG_X32('.'), EG_X32('?'), EG_X32('+'),
+    EG_X32('a')
+};
+
+
+static EG_INLINE __attribute__((target("avx2"))) __m256i
+eg_splat256(unsigned char c)
+{
+    size_t                k;
+    const unsigned char  *t;
+
+    switch (c) {
+    case 0x21: k = 0; break;
+    case 0x7f: k = 1; break;
+    case '%': k = 2; break;
+    case '(': k = 3; break;
+    case ':': k = 4; break;
+    case '\\': k = 5; break;
+    case '/': k = 6; break;
+    case '.': k = 7; break;
+    case '?': k = 8; break;
+    case '+': k = 9; break;
+    case 'a': k = 10; break;
+    default:
+        return _mm256_set1_epi8((char) c);
+    }
+
+    /* the table's address, hidden from the compiler, which would
+       otherwise see the constant and build it again */
+
+    t = eg_splat32[0];
+    __asm__ ("" : "+r" (t));
+
+    return _mm256_load_si256((const __m256i *) (t + 32 * k));
+}
+
+#define eg_splat_mm256(c)  eg_splat256(c)
+
+
+/*
  * A '%' (or, plus: a '+') among the bytes from..len-1 of s, 32 at a time:
  * the blocks start at from, none past last (s + last + 32 may be read:
  * len - 32, or 0 for a short text copied into padding that has neither
@@ -65,8 +115,8 @@ eg_escape_avx2(const unsigned char *s, size_t from, size_t len, size_t last,
         n = i < last ? i : last;
         b = _mm256_loadu_si256((const __m256i *) (s + n));
         esc = (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(
-                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8('%')),
-                  _mm256_cmpeq_epi8(b, _mm256_set1_epi8(plus ? '+' : '%'))));
+                  _mm256_cmpeq_epi8(b, eg_splat256('%')),
+                  _mm256_cmpeq_epi8(b, eg_splat256(plus ? '+' : '%'))));
 
         if (esc & (~(uint32_t) 0 << (i - n))) {
             return 1;
@@ -331,26 +381,28 @@ eg_scan(eg_str_t target, size_t *qpos)
  * after '/' or '.', "/." a '.' after '/'.
  */
 
+#define eg_splat_mm(c)  _mm_set1_epi8((char) (c))
+
 #define eg_path_bad(V, W, b, prev)                                            \
     V##_movemask_epi8(V##_or_##W(                                             \
         V##_or_##W(                                                           \
             V##_or_##W(                                                       \
-                V##_cmpgt_epi8(V##_set1_epi8(0x21), (b)),                     \
-                V##_cmpeq_epi8((b), V##_set1_epi8(0x7f))),                    \
+                V##_cmpgt_epi8(eg_splat##V(0x21), (b)),                       \
+                V##_cmpeq_epi8((b), eg_splat##V(0x7f))),                      \
             V##_or_##W(                                                       \
                 V##_or_##W(                                                   \
-                    V##_cmpeq_epi8((b), V##_set1_epi8('%')),                  \
-                    V##_cmpeq_epi8((b), V##_set1_epi8('('))),                 \
+                    V##_cmpeq_epi8((b), eg_splat##V('%')),                    \
+                    V##_cmpeq_epi8((b), eg_splat##V('('))),                   \
                 V##_or_##W(                                                   \
-                    V##_cmpeq_epi8((b), V##_set1_epi8(':')),                  \
-                    V##_cmpeq_epi8((b), V##_set1_epi8('\\'))))),              \
+                    V##_cmpeq_epi8((b), eg_splat##V(':')),                    \
+                    V##_cmpeq_epi8((b), eg_splat##V('\\'))))),                \
         V##_or_##W(                                                           \
-            V##_and_##W(V##_cmpeq_epi8((b), V##_set1_epi8('/')),              \
+            V##_and_##W(V##_cmpeq_epi8((b), eg_splat##V('/')),                \
                 V##_or_##W(                                                   \
-                    V##_cmpeq_epi8((prev), V##_set1_epi8('/')),               \
-                    V##_cmpeq_epi8((prev), V##_set1_epi8('.')))),             \
-            V##_and_##W(V##_cmpeq_epi8((b), V##_set1_epi8('.')),              \
-                V##_cmpeq_epi8((prev), V##_set1_epi8('/'))))))
+                    V##_cmpeq_epi8((prev), eg_splat##V('/')),                 \
+                    V##_cmpeq_epi8((prev), eg_splat##V('.')))),               \
+            V##_and_##W(V##_cmpeq_epi8((b), eg_splat##V('.')),                \
+                V##_cmpeq_epi8((prev), eg_splat##V('/'))))))
 
 
 static EG_INLINE unsigned
@@ -393,7 +445,7 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
     unsigned char  buf[48];
 
     if (len < 32) {
-        _mm256_storeu_si256((__m256i *) (buf + 1), _mm256_set1_epi8('a'));
+        _mm256_storeu_si256((__m256i *) (buf + 1), eg_splat256('a'));
         buf[0] = 0;
 
         if (len >= 16) {
@@ -429,7 +481,7 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 
     for ( ;; ) {
         qm = (uint32_t) _mm256_movemask_epi8(
-                 _mm256_cmpeq_epi8(b, _mm256_set1_epi8('?')));
+                 _mm256_cmpeq_epi8(b, eg_splat256('?')));
         bad = eg_path_block32(b, prev);
 
         if (qm) {
