@@ -433,12 +433,25 @@ struct eg_ruleset_s {
        there fails, for the keys most rules probe (eg_plan_lack_bytes()) */
     eg_lack_byte_t        lack_byte[EG_LACK_KEYS];
     size_t                nlack_byte;
+
+    /*
+     * Anchors looked for by the target scan (eg_plan_scan_anchors()): one
+     * of the path, one of the query, as eg_target_scan_anchors() takes
+     * them.  By what it found (EG_FOUND_*): the anchors it answered for
+     * (scan_done) and had (scan_res), and the rules whose first probe is
+     * one of those it answered for and the request lacks (scan_drop).
+     */
+    unsigned char         scan_anchors[2];
+    uint64_t              scan_done[16];
+    uint64_t              scan_res[16];
+    uint64_t              scan_drop[16];
 };
 
 #define EG_LACK_HDR     1
 #define EG_LACK_COOKIE  2
 #define EG_LACK_LEN     4
 #define EG_LACK_BYTE    8
+#define EG_LACK_ANCHOR  16
 
 
 /*
@@ -493,6 +506,17 @@ int eg_path_plain(eg_str_t path);
 
 unsigned eg_target_scan(eg_str_t target, size_t *qpos);
 
+/* eg_target_scan_anchors(): the path has its anchor byte, the query its,
+   the path is plain (what the first says holds), the query has nothing
+   to decode (likewise the second) */
+#define EG_FOUND_P      1
+#define EG_FOUND_Q      2
+#define EG_FOUND_PATH   4
+#define EG_FOUND_QUERY  8
+
+unsigned eg_target_scan_anchors(eg_str_t target, size_t *qpos,
+    const unsigned char *anchors, unsigned *found);
+
 /* eg_uri_normalize() past the scan: scan and qpos are the target's
    eg_target_scan(), or EG_SCAN_NONE when it is not scanned yet */
 #define EG_SCAN_NONE  ((unsigned) -1)
@@ -510,7 +534,8 @@ int eg_uri_decode_target(eg_str_t target, unsigned rounds,
 
 static EG_INLINE int
 eg_uri_split(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
-    eg_str_t *path, eg_str_t *query)
+    eg_str_t *path, eg_str_t *query, const unsigned char *anchors,
+    unsigned *found)
 {
     size_t    qpos;
     unsigned  scan;
@@ -519,7 +544,8 @@ eg_uri_split(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     scan = EG_SCAN_NONE;
 
     if (target.len && target.data[0] == '/') {
-        scan = eg_target_scan(target, &qpos);
+        scan = anchors ? eg_target_scan_anchors(target, &qpos, anchors, found)
+                       : eg_target_scan(target, &qpos);
 
         if (scan == EG_SCAN_PLAIN) {
             path->data = target.data;

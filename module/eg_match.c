@@ -57,6 +57,7 @@ typedef struct eg_state_s {
     uint64_t              method;        /* its bit in rs->methods */
     uint64_t              anchor_done;   /* anchors looked for */
     uint64_t              anchor_res;    /* and found */
+    unsigned              scan_found;    /* the scan's: EG_FOUND_* */
     uint32_t              lacked;        /* 1: the lack tables applied */
     uint64_t             *allowed;       /* rules the headers sent open */
     uint64_t             *bits;          /* the rules left to evaluate,
@@ -174,8 +175,6 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
     st.memo_done = 0;
     st.memo_res = 0;
     st.method = 0;
-    st.anchor_done = 0;
-    st.anchor_res = 0;
     st.lacked = 0;
 
     st.rs = rs;
@@ -223,6 +222,10 @@ eg_eval(const eg_ruleset_t *rs, const eg_request_t *req,
 
     if (nwords == 1 && (rs->lack & EG_LACK_BYTE)) {
         eg_lack_bytes(&st, bits);
+    }
+
+    if (nwords == 1) {
+        bits[0] &= ~rs->scan_drop[st.scan_found];
     }
 
     /* the words that hold a rule to evaluate: past 64 rules most hold
@@ -1869,17 +1872,27 @@ eg_test_client(eg_state_t *st, const eg_cond_t *c)
 static void
 eg_normalize(eg_state_t *st)
 {
-    unsigned  rounds;
+    unsigned  rounds, found;
 
     rounds = st->opts->decode_rounds ? st->opts->decode_rounds
                                      : EG_DEFAULT_DECODE_ROUNDS;
+    found = 0;
 
     if (eg_uri_split(st->req->target, rounds, st->alloc, &st->v->path,
-                     &st->v->query)
+                     &st->v->query,
+                     (st->rs->lack & EG_LACK_ANCHOR) ? st->rs->scan_anchors
+                                                     : NULL,
+                     &found)
         != 0)
     {
         eg_limit(st, EG_LIMIT_DECODE_ROUNDS);
     }
+
+    /* the anchors the scan looked for, as eg_probe() would have found */
+
+    st->scan_found = found;
+    st->anchor_done = st->rs->scan_done[found];
+    st->anchor_res = st->rs->scan_res[found];
 }
 
 

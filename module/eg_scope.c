@@ -378,6 +378,8 @@ static void eg_set_either_case(uint8_t *set, unsigned char b);
 static void eg_plan_gates(eg_ruleset_t *rs);
 static void eg_plan_lack(eg_ruleset_t *rs);
 static void eg_plan_lack_bytes(eg_ruleset_t *rs);
+static void eg_plan_scan_anchors(eg_ruleset_t *rs);
+static uint64_t eg_first_anchor(const eg_ruleset_t *rs, const eg_rule_t *r);
 static const eg_probe_t *eg_lack_probe(const eg_rule_t *r);
 static void eg_lack_place(eg_lack_byte_t *lb, const eg_probe_t *p);
 static int eg_probe_at(const eg_probe_t *p, const eg_lack_byte_t *lb);
@@ -622,6 +624,96 @@ eg_plan_lack(eg_ruleset_t *rs)
     }
 
     eg_plan_lack_bytes(rs);
+    eg_plan_scan_anchors(rs);
+}
+
+
+/*
+ * An anchor of the path and one of the query, those the most rules probe
+ * first, for the target scan to look for in its pass (with AVX2): then no
+ * memchr() looks for them, and the rules whose first probe is one the
+ * request lacks are dropped unvisited ("path contains @" of EG-OWA-001
+ * for a path without '@').  An anchor the scan cannot take (a byte of its
+ * padding, 'a', or 0) stays with the probes.
+ */
+
+static void
+eg_plan_scan_anchors(eg_ruleset_t *rs)
+{
+    size_t    i, j, k, n, most, idx;
+    uint64_t  bit, done, res, take[2];
+
+    for (j = 0; j < 2; j++) {
+        take[j] = 0;
+        most = 0;
+
+        for (k = 0; k < rs->nanchors; k++) {
+            bit = (uint64_t) 1 << k;
+
+            if (rs->anchor_field[k] != (j == 0 ? EG_F_PATH : EG_F_QUERY)
+                || rs->anchor_byte[k] == 'a' || rs->anchor_byte[k] == 0)
+            {
+                continue;
+            }
+
+            for (n = 0, i = 0; i < rs->nrules; i++) {
+                n += (eg_first_anchor(rs, rs->rules[i]) == bit);
+            }
+
+            if (take[j] == 0 || n > most) {
+                most = n;
+                take[j] = bit;
+            }
+        }
+    }
+
+    if ((take[0] | take[1]) == 0) {
+        return;
+    }
+
+    /* a field without one looks for the other's byte: its answer is not
+       taken */
+
+    for (j = 0; j < 2; j++) {
+        rs->scan_anchors[j] = rs->anchor_byte[eg_ctz64(take[j] ? take[j]
+                                                              : take[j ^ 1])];
+    }
+
+    for (idx = 0; idx < 16; idx++) {
+        done = ((idx & EG_FOUND_PATH) ? take[0] : 0)
+               | ((idx & EG_FOUND_QUERY) ? take[1] : 0);
+        res = done & (((idx & EG_FOUND_P) ? take[0] : 0)
+                      | ((idx & EG_FOUND_Q) ? take[1] : 0));
+
+        rs->scan_done[idx] = done;
+        rs->scan_res[idx] = res;
+        rs->scan_drop[idx] = 0;
+
+        for (i = 0; i < rs->nrules; i++) {
+            if (eg_first_anchor(rs, rs->rules[i]) & done & ~res) {
+                rs->scan_drop[idx] |= (uint64_t) 1 << i;
+            }
+        }
+    }
+
+    rs->lack |= EG_LACK_ANCHOR;
+}
+
+
+/* the bit of the one anchor of a rule's first probe; else 0 */
+
+static uint64_t
+eg_first_anchor(const eg_ruleset_t *rs, const eg_rule_t *r)
+{
+    uint64_t  m;
+
+    if (r->nprobes == 0 || r->probes[0].kind != EG_PROBE_ANCHOR) {
+        return 0;
+    }
+
+    m = r->probes[0].mask;
+
+    return (m && !(m & (m - 1)) && eg_ctz64(m) < rs->nanchors) ? m : 0;
 }
 
 

@@ -105,11 +105,13 @@ eg_splat256(unsigned char c)
 
 static EG_INLINE __attribute__((target("avx2"))) int
 eg_escape_avx2(const unsigned char *s, size_t from, size_t len, size_t last,
-    int plus)
+    int plus, const unsigned char *anchors, unsigned *found)
 {
     size_t    i, n;
-    uint32_t  esc;
+    uint32_t  esc, keep, a;
     __m256i   b;
+
+    a = 0;
 
     for (i = from; i < len; i = n + 32) {
         n = i < last ? i : last;
@@ -117,10 +119,22 @@ eg_escape_avx2(const unsigned char *s, size_t from, size_t len, size_t last,
         esc = (uint32_t) _mm256_movemask_epi8(_mm256_or_si256(
                   _mm256_cmpeq_epi8(b, eg_splat256('%')),
                   _mm256_cmpeq_epi8(b, eg_splat256(plus ? '+' : '%'))));
+        keep = ~(uint32_t) 0 << (i - n);
 
-        if (esc & (~(uint32_t) 0 << (i - n))) {
+        if (esc & keep) {
             return 1;
         }
+
+        /* the query's anchor (eg_target_scan_anchors()) */
+
+        if (anchors) {
+            a |= keep & (uint32_t) _mm256_movemask_epi8(_mm256_cmpeq_epi8(
+                            b, _mm256_set1_epi8((char) anchors[1])));
+        }
+    }
+
+    if (anchors) {
+        *found |= EG_FOUND_QUERY | (a ? EG_FOUND_Q : 0);
     }
 
     return 0;
@@ -132,7 +146,7 @@ eg_escape_avx2(const unsigned char *s, size_t from, size_t len, size_t last,
 static EG_NOINLINE __attribute__((target("avx2"))) int
 eg_has_escape_avx2(eg_str_t in, int plus)
 {
-    return eg_escape_avx2(in.data, 0, in.len, in.len - 32, plus);
+    return eg_escape_avx2(in.data, 0, in.len, in.len - 32, plus, NULL, NULL);
 }
 
 #endif
@@ -204,7 +218,7 @@ int
 eg_uri_normalize(eg_str_t target, unsigned rounds, const eg_alloc_t *alloc,
     eg_str_t *path, eg_str_t *query)
 {
-    return eg_uri_split(target, rounds, alloc, path, query);
+    return eg_uri_split(target, rounds, alloc, path, query, NULL, NULL);
 }
 
 
@@ -313,8 +327,37 @@ eg_uri_decode_target(eg_str_t target, unsigned rounds,
 
 static EG_NOINLINE __attribute__((target("avx2"))) unsigned
 eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos);
+static EG_NOINLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2_anchors(const unsigned char *s, size_t len, size_t *qpos,
+    const unsigned char *anchors, unsigned *found);
 
 #endif
+
+
+/*
+ * eg_target_scan(), and where AVX2 scans the target, in the same pass:
+ * whether the path has the byte anchors[0] and the query anchors[1]
+ * (*found, EG_FOUND_*); the path's only if it is plain, the query's only
+ * if it has nothing to decode, which the bits EG_FOUND_PATH and
+ * EG_FOUND_QUERY say.  Without AVX2, *found is 0.  Neither anchor is 'a'
+ * or 0: a short target is scanned in a copy padded with 'a' after a 0.
+ */
+
+unsigned
+eg_target_scan_anchors(eg_str_t target, size_t *qpos,
+    const unsigned char *anchors, unsigned *found)
+{
+#if (EG_AVX2)
+    if (eg_avx2 > 0 && target.len && target.data[0] == '/') {
+        return eg_target_scan_avx2_anchors(target.data, target.len, qpos,
+                                           anchors, found);
+    }
+#endif
+
+    *found = 0;
+
+    return eg_target_scan(target, qpos);
+}
 
 
 unsigned
@@ -435,13 +478,14 @@ eg_path_block32(__m256i b, __m256i prev)
  * '?', their '%' and '+'.
  */
 
-static EG_NOINLINE __attribute__((target("avx2"))) unsigned
-eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
+static EG_INLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2_body(const unsigned char *s, size_t len, size_t *qpos,
+    const unsigned char *anchors, unsigned *found)
 {
     size_t         i, n, last, qp;
-    uint32_t       qm, bad;
+    uint32_t       qm, bad, a;
     unsigned       scan;
-    __m256i        b, prev;
+    __m256i        b, prev, e, acc;
     unsigned char  buf[48];
 
     if (len < 32) {
@@ -478,16 +522,34 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 
     scan = EG_SCAN_PLAIN;
     n = 0;
+    a = 0;
+    acc = _mm256_setzero_si256();
 
     for ( ;; ) {
         qm = (uint32_t) _mm256_movemask_epi8(
                  _mm256_cmpeq_epi8(b, eg_splat256('?')));
         bad = eg_path_block32(b, prev);
 
+        /* the path's anchor: the bytes before the '?' of this block, and
+           every byte of the blocks before it */
+
+        if (anchors) {
+            e = _mm256_cmpeq_epi8(b, _mm256_set1_epi8((char) anchors[0]));
+        }
+
         if (qm) {
             qp = n + eg_ctz32(qm);
             bad &= (qm & -qm) - 1;
+
+            if (anchors) {
+                a = (uint32_t) _mm256_movemask_epi8(e) & ((qm & -qm) - 1);
+            }
+
             break;
+        }
+
+        if (anchors) {
+            acc = _mm256_or_si256(acc, e);
         }
 
         if (n == last) {
@@ -513,10 +575,36 @@ eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
 
     *qpos = qp;
 
+    if (anchors) {
+        a |= (uint32_t) _mm256_movemask_epi8(acc);
+        *found = scan ? EG_FOUND_PATH | (a ? EG_FOUND_P : 0) : 0;
+    }
+
     /* the query: from the byte after the '?' */
 
-    return eg_escape_avx2(s, qp + 1, len, last, 1) ? scan | EG_SCAN_ESCAPE
-                                                   : scan;
+    return eg_escape_avx2(s, qp + 1, len, last, 1, anchors, found)
+           ? scan | EG_SCAN_ESCAPE : scan;
+}
+
+
+static EG_NOINLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2(const unsigned char *s, size_t len, size_t *qpos)
+{
+    return eg_target_scan_avx2_body(s, len, qpos, NULL, NULL);
+}
+
+
+static EG_NOINLINE __attribute__((target("avx2"))) unsigned
+eg_target_scan_avx2_anchors(const unsigned char *s, size_t len, size_t *qpos,
+    const unsigned char *anchors, unsigned *found)
+{
+    /* anchors is not NULL: the body's tests of it are folded away */
+
+    if (anchors == NULL) {
+        __builtin_unreachable();
+    }
+
+    return eg_target_scan_avx2_body(s, len, qpos, anchors, found);
 }
 
 #endif

@@ -21,7 +21,9 @@
  *     byte-at-a-time rule's answer (eg_path_byte_ok())
  *   - eg_target_scan() of the target, with AVX2 and without, finds its
  *     first '?', and says whether the path before it is plain (byte at a
- *     time) and whether the query after it holds a '%' or '+'
+ *     time) and whether the query after it holds a '%' or '+'; and
+ *     eg_target_scan_anchors(), with AVX2, whether the plain path and the
+ *     query with nothing to decode hold the target's last two bytes
  * Invariants of eg_url_decode():
  *   - out is set and at most as long as the input
  *   - 0 means no escape is left: one more round changes nothing
@@ -112,10 +114,11 @@ check_plain(eg_str_t path)
 static void
 check_scan(eg_str_t t)
 {
-    int         k, n;
-    size_t      i, q, qpos;
-    unsigned    want, got;
-    static int  avx2 = -1;
+    int            k, n;
+    size_t         i, q, qpos;
+    unsigned       want, got, found, want_found;
+    unsigned char  anchors[2];
+    static int     avx2 = -1;
 
     for (q = 0; q < t.len && t.data[q] != '?'; q++) {
         /* void */
@@ -144,6 +147,18 @@ check_scan(eg_str_t t)
         avx2 = eg_cpu_avx2();
     }
 
+    /* the anchors: the target's last two bytes, as the rule set never
+       takes them: not 'a' (the scan's padding) nor 0 */
+
+    anchors[0] = t.len >= 1 ? t.data[t.len - 1] : '@';
+    anchors[1] = t.len >= 2 ? t.data[t.len - 2] : '-';
+
+    for (i = 0; i < 2; i++) {
+        if (anchors[i] == 'a' || anchors[i] == 0) {
+            anchors[i] = '@';
+        }
+    }
+
     for (k = 0, n = 1 + avx2; k < n; k++) {
         eg_avx2 = k;
         qpos = (size_t) -1;
@@ -152,6 +167,33 @@ check_scan(eg_str_t t)
                    "eg_target_scan() (AVX2 %d) is %u, '?' at %zu, not %u "
                    "at %zu for \"%.*s\"", k, got, qpos, want, q,
                    (int) t.len, t.data);
+
+        want_found = 0;
+
+        if (k && t.len && t.data[0] == '/') {
+            if (want & EG_SCAN_PLAIN) {
+                want_found |= EG_FOUND_PATH
+                              | (memchr(t.data, anchors[0], q)
+                                 ? EG_FOUND_P : 0);
+            }
+
+            if (!(want & EG_SCAN_ESCAPE)) {
+                want_found |= EG_FOUND_QUERY
+                              | (q + 1 < t.len
+                                 && memchr(t.data + q + 1, anchors[1],
+                                           t.len - q - 1)
+                                 ? EG_FOUND_Q : 0);
+            }
+        }
+
+        found = 0xff;
+        qpos = (size_t) -1;
+        got = eg_target_scan_anchors(t, &qpos, anchors, &found);
+        FUZZ_CHECK(got == want && qpos == q && found == want_found,
+                   "eg_target_scan_anchors() (AVX2 %d) is %u, '?' at %zu, "
+                   "found %#x, not %u at %zu, %#x, of '%c' '%c' for "
+                   "\"%.*s\"", k, got, qpos, found, want, q, want_found,
+                   anchors[0], anchors[1], (int) t.len, t.data);
     }
 
     eg_avx2 = avx2;

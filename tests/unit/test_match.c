@@ -53,6 +53,7 @@ static void test_scope_select(void);
 static void test_header_keys(void);
 static void test_header_slots(void);
 static void test_lack_bytes(void);
+static void test_scan_anchors(void);
 static size_t gates_same(eg_ruleset_t *rs, const eg_request_t *rq,
     const eg_options_t *opts, const eg_alloc_t *alloc, const char *file,
     int line);
@@ -3141,6 +3142,7 @@ main(void)
     EG_RUN(test_header_keys);
     EG_RUN(test_header_slots);
     EG_RUN(test_lack_bytes);
+    EG_RUN(test_scan_anchors);
 
     return eg_test_done();
 }
@@ -3361,6 +3363,96 @@ test_lack_bytes(void)
         CHECK_INT((int) limit, (int) t[i].limit);
         CHECK_INT((int) v.limit, (int) t[i].limit);
     }
+
+    eg_test_arena_free(&arena);
+    eg_ruleset_free(rs);
+}
+
+
+/*
+ * The anchors the target scan looks for (eg_plan_scan_anchors()): the
+ * path's and the query's byte most rules probe first.  Where the scan
+ * answers (AVX2, a plain path, a query with nothing to decode) no probe
+ * looks again and the rules it rules out are not visited; elsewhere the
+ * probes look in the decoded values, as before.  Each request gives the
+ * same verdict with the scan's anchors as without them (rs->lack
+ * cleared), with AVX2 and without, and the verdict written here.
+ */
+
+static void
+test_scan_anchors(void)
+{
+    int               a, na;
+    char              idbuf[256], off[256];
+    size_t            i;
+    unsigned          lack;
+    req_t             r;
+    eg_alloc_t       *alloc;
+    eg_options_t      opts;
+    eg_verdict_t      v;
+    eg_ruleset_t     *rs;
+    eg_test_arena_t   arena;
+
+    static const struct {
+        const char  *target;
+        const char  *ids;
+    } t[] = {
+        { "/owa/a@b.c/x", "T-AT" },
+        { "/owa/a%40b.c/x", "T-AT" },
+        { "/owa/a@b.c/powershell", "T-AT,T-PS" },
+        { "/owa/A@B/PowerShell?x=1", "T-AT,T-PS" },
+        { "/owa/ab/powershell", "" },
+        { "/owa/ab/x?u=a@b", "" },
+        { "/owa/ab?a@b", "" },
+        { "/owa/@", "T-AT" },
+        { "/@?", "T-AT" },
+        { "/owa/..%2F@x", "T-AT" },
+        { "http://mail/owa/a@b/x", "T-AT" },
+        { "http://mail/owa/ab/x?a=x-rps-cat", "T-Q" },
+        { "/ews/x?a=1&X-Rps-CAT=y", "T-Q" },
+        { "/ews/x?a=1&X%2DRps-CAT=y", "T-Q" },
+        { "/ews/x?a=1+2&X-Rps-CAT=y", "T-Q" },
+        { "/ews/x?a=1&XRpsCAT=y-", "" },
+        { "/ews/x-rps-cat?a=1", "" },
+        { "/ews/x-rps-cat?", "" },
+        { "/ews/x?", "" },
+        { "/owa/a@b/powershell?X-Rps-CAT=1", "T-AT,T-PS,T-Q" },
+        { "/owa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@b/x", "T-AT" },
+        { "/owa/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa?aaaaaaaaaaaaaaaaaaaaa@", "" },
+        { "/owa/x?aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaax-rps-cat", "T-Q" }
+    };
+
+    rs = RULES(RULE("T-AT", "block", "    match path contains @\n")
+               RULE("T-PS", "block",
+                    "    match path contains @\n"
+                    "    match path contains /powershell\n")
+               RULE("T-Q", "block",
+                    "    match query contains x-rps-cat\n"));
+
+    CHECK(rs->lack & EG_LACK_ANCHOR);
+    CHECK(rs->scan_anchors[0] == '@' && rs->scan_anchors[1] == '-');
+
+    alloc = eg_test_arena_init(&arena);
+    memset(&opts, 0, sizeof(eg_options_t));
+    lack = rs->lack;
+
+    for (a = 0, na = 1 + eg_cpu_avx2(); a < na; a++) {
+        eg_avx2 = a;
+
+        for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+            rs->lack = 0;
+            eg_eval(rs, req(&r, "GET", t[i].target, NULL), &opts, alloc, &v);
+            snprintf(off, sizeof(off), "%s", ids(&v, idbuf, sizeof(idbuf)));
+
+            rs->lack = lack;
+            eg_eval(rs, req(&r, "GET", t[i].target, NULL), &opts, alloc, &v);
+
+            CHECK_STR(off, t[i].ids);
+            CHECK_IDS(&v, t[i].ids);
+        }
+    }
+
+    eg_avx2 = -1;
 
     eg_test_arena_free(&arena);
     eg_ruleset_free(rs);

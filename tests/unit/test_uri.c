@@ -819,7 +819,8 @@ test_escape_blocks(void)
  * query has something to decode if it holds a '%' or a '+'.  With AVX2
  * it is one pass of 32-byte blocks (main() runs this on each path):
  * random targets, then at the blocks' edges a '?' at each place (or none)
- * with a special byte at each other place.
+ * with a special byte at each other place.  eg_target_scan_anchors() of
+ * the same, with pairs of anchor bytes, against memchr() (scan_check()).
  */
 
 static unsigned
@@ -860,12 +861,60 @@ scan_want(const unsigned char *t, size_t len, size_t *qpos)
 static int
 scan_check(const unsigned char *t, size_t len)
 {
-    size_t    qpos, want_qpos;
-    unsigned  got, want;
+    size_t    k, qpos, want_qpos;
+    unsigned  got, want, found, want_found;
+    static const unsigned char  anchors[][2] = {
+        { '/', '-' }, { '-', '-' }, { '.', '&' }, { '~', '=' }, { '?', '?' }
+    };
 
     want = scan_want(t, len, &want_qpos);
     qpos = (size_t) -1;
     got = eg_target_scan(eg_test_mem(t, len), &qpos);
+
+    /*
+     * eg_target_scan_anchors(), the same and, where AVX2 scans (a target
+     * that starts with '/'): whether the path has anchors[0] if it is
+     * plain, and the query anchors[1] if it has nothing to decode
+     */
+
+    for (k = 0; k < sizeof(anchors) / sizeof(anchors[0]) && got == want
+                && qpos == want_qpos; k++)
+    {
+        want_found = 0;
+
+        if (eg_avx2 > 0 && len && t[0] == '/') {
+            if (want & EG_SCAN_PLAIN) {
+                want_found |= EG_FOUND_PATH
+                              | (memchr(t, anchors[k][0], want_qpos)
+                                 ? EG_FOUND_P : 0);
+            }
+
+            if (!(want & EG_SCAN_ESCAPE)) {
+                want_found |= EG_FOUND_QUERY
+                              | (want_qpos + 1 < len
+                                 && memchr(t + want_qpos + 1, anchors[k][1],
+                                           len - want_qpos - 1)
+                                 ? EG_FOUND_Q : 0);
+            }
+        }
+
+        found = 0xff;
+        qpos = (size_t) -1;
+        got = eg_target_scan_anchors(eg_test_mem(t, len), &qpos, anchors[k],
+                                     &found);
+
+        if (found != want_found) {
+            eg_test_fail(__FILE__, __LINE__, "eg_target_scan_anchors() "
+                         "(AVX2 %d) found %#x, not %#x, of '%c' '%c' in",
+                         eg_avx2, found, want_found, anchors[k][0],
+                         anchors[k][1]);
+            printf("    ");
+            eg_test_print(t, len);
+            printf("\n");
+            fflush(stdout);
+            return 0;
+        }
+    }
 
     if (got == want && qpos == want_qpos) {
         eg_test_pass();
