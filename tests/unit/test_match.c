@@ -3257,6 +3257,24 @@ test_header_slots(void)
 }
 
 
+/* eg_eval() of the request without the plan's lack, byte and scan
+   tables (rs->lack cleared) into off, and with them into on */
+
+static void
+eval_lack_both(eg_ruleset_t *rs, const eg_request_t *rq,
+    const eg_options_t *opts, eg_alloc_t *alloc, eg_verdict_t *off,
+    eg_verdict_t *on)
+{
+    unsigned  lack;
+
+    lack = rs->lack;
+    rs->lack = 0;
+    eg_eval(rs, rq, opts, alloc, off);
+    rs->lack = lack;
+    eg_eval(rs, rq, opts, alloc, on);
+}
+
+
 /*
  * The byte tables (eg_plan_lack_bytes()): the rules whose first byte
  * probe reads one place (a header's value, the path from its end, the
@@ -3271,13 +3289,12 @@ test_header_slots(void)
 static void
 test_lack_bytes(void)
 {
-    char              idbuf[256], off[256];
+    char              idbuf[256];
     size_t            i, k, keys;
-    unsigned          lack, limit;
     req_t             r;
     eg_alloc_t       *alloc;
     eg_options_t      opts;
-    eg_verdict_t      v;
+    eg_verdict_t      v, off;
     eg_ruleset_t     *rs;
     eg_test_arena_t   arena;
 
@@ -3341,26 +3358,17 @@ test_lack_bytes(void)
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
     opts.max_header_bytes = 30;
-    lack = rs->lack;
 
     for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-        rs->lack = 0;
-        eg_eval(rs, req(&r, "GET", t[i].target,
-                        t[i].ua ? "User-Agent" : NULL, t[i].ua,
-                        t[i].ua2 ? "User-Agent" : NULL, t[i].ua2, NULL),
-                &opts, alloc, &v);
-        snprintf(off, sizeof(off), "%s", ids(&v, idbuf, sizeof(idbuf)));
-        limit = v.limit;
+        eval_lack_both(rs, req(&r, "GET", t[i].target,
+                               t[i].ua ? "User-Agent" : NULL, t[i].ua,
+                               t[i].ua2 ? "User-Agent" : NULL, t[i].ua2,
+                               NULL),
+                       &opts, alloc, &off, &v);
 
-        rs->lack = lack;
-        eg_eval(rs, req(&r, "GET", t[i].target,
-                        t[i].ua ? "User-Agent" : NULL, t[i].ua,
-                        t[i].ua2 ? "User-Agent" : NULL, t[i].ua2, NULL),
-                &opts, alloc, &v);
-
-        CHECK_STR(off, t[i].ids);
+        CHECK_STR(ids(&off, idbuf, sizeof(idbuf)), t[i].ids);
         CHECK_IDS(&v, t[i].ids);
-        CHECK_INT((int) limit, (int) t[i].limit);
+        CHECK_INT((int) off.limit, (int) t[i].limit);
         CHECK_INT((int) v.limit, (int) t[i].limit);
     }
 
@@ -3383,13 +3391,12 @@ static void
 test_scan_anchors(void)
 {
     int               a, na;
-    char              idbuf[256], off[256];
+    char              idbuf[256];
     size_t            i;
-    unsigned          lack;
     req_t             r;
     eg_alloc_t       *alloc;
     eg_options_t      opts;
-    eg_verdict_t      v;
+    eg_verdict_t      v, off;
     eg_ruleset_t     *rs;
     eg_test_arena_t   arena;
 
@@ -3434,20 +3441,15 @@ test_scan_anchors(void)
 
     alloc = eg_test_arena_init(&arena);
     memset(&opts, 0, sizeof(eg_options_t));
-    lack = rs->lack;
 
     for (a = 0, na = 1 + eg_cpu_avx2(); a < na; a++) {
         eg_avx2 = a;
 
         for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-            rs->lack = 0;
-            eg_eval(rs, req(&r, "GET", t[i].target, NULL), &opts, alloc, &v);
-            snprintf(off, sizeof(off), "%s", ids(&v, idbuf, sizeof(idbuf)));
+            eval_lack_both(rs, req(&r, "GET", t[i].target, NULL), &opts,
+                           alloc, &off, &v);
 
-            rs->lack = lack;
-            eg_eval(rs, req(&r, "GET", t[i].target, NULL), &opts, alloc, &v);
-
-            CHECK_STR(off, t[i].ids);
+            CHECK_STR(ids(&off, idbuf, sizeof(idbuf)), t[i].ids);
             CHECK_IDS(&v, t[i].ids);
         }
     }
