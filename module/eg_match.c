@@ -789,7 +789,8 @@ eg_index_headers(eg_state_t *st)
      * The usual request from nginx: a slot on each header it passed, no
      * two the same, and no gates to open: the slots are taken in a loop
      * of their own, with what it keeps in registers (the stores to st
-     * could be to rs, for the compiler).  The first header without a
+     * could be to rs, for the compiler); with gates, in a second loop,
+     * so that the first stays as it is.  The first header without a
      * slot, or with a slot seen before, goes on below.
      */
 
@@ -810,6 +811,22 @@ eg_index_headers(eg_state_t *st)
         }
 
         st->present = present;
+
+    } else if (slots != NULL) {
+        /* the same, opening each slot's gate (many rules: eg_plan_gates()) */
+
+        for ( /* void */ ; i < n; i++) {
+            j = (size_t) slots[i] - 1;
+
+            if (j >= rs->nhdr || (st->present & ((uint32_t) 1 << j))) {
+                break;
+            }
+
+            st->present |= (uint32_t) 1 << j;
+            st->first[j] = i;
+            st->end[j] = i + 1;
+            eg_open_gate(st, j);
+        }
     }
 
     for ( /* void */ ; i < n; i++) {
