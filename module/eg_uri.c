@@ -352,6 +352,8 @@ eg_target_scan_anchors(eg_str_t target, size_t *qpos,
         return eg_target_scan_avx2_anchors(target.data, target.len, qpos,
                                            anchors, found);
     }
+#else
+    (void) anchors;
 #endif
 
     *found = 0;
